@@ -1,0 +1,64 @@
+"""Drawing triggers: masks of simple shapes at named places, sized relative to the image.
+
+Sizes are fractions of the image side, so one config means the same trigger at 16 and at 224
+pixels; every shape is at least 2 pixels across.
+"""
+
+from __future__ import annotations
+
+import torch
+
+LOCATIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
+
+YELLOW = (1.0, 1.0, 0.0)
+RED = (1.0, 0.0, 0.0)
+
+
+def side_pixels(fraction: float, side: int) -> int:
+    return max(2, min(side, round(fraction * side)))
+
+
+def corner(location: str, size: int, height: int, width: int) -> tuple[int, int]:
+    """Top-left pixel of a ``size`` box at ``location``, one margin (side/16) from the edges."""
+    margin = max(1, round(min(height, width) / 16))
+    rows = {"top": margin, "bottom": height - size - margin}
+    cols = {"left": margin, "right": width - size - margin}
+    if location == "center":
+        return (height - size) // 2, (width - size) // 2
+    if location not in LOCATIONS:
+        raise ValueError(f"unknown location {location!r}; choose one of {LOCATIONS}")
+    v, h = location.split("-")
+    return rows[v], cols[h]
+
+
+def square_mask(size: int, top: int, left: int, height: int, width: int) -> torch.Tensor:
+    mask = torch.zeros(1, height, width)
+    mask[:, top : top + size, left : left + size] = 1.0
+    return mask
+
+
+def triangle_mask(size: int, top: int, left: int, height: int, width: int) -> torch.Tensor:
+    """An upward isosceles triangle filling a ``size`` box (apex at the top centre)."""
+    rows = torch.arange(size, dtype=torch.float32).view(-1, 1)
+    cols = torch.arange(size, dtype=torch.float32).view(1, -1)
+    half = (rows + 1) * (size / 2) / size  # half-width grows linearly downwards
+    centre = (size - 1) / 2
+    inside = ((cols - centre).abs() <= half - 0.25).float()
+    mask = torch.zeros(1, height, width)
+    mask[0, top : top + size, left : left + size] = inside
+    return mask
+
+
+def colour_image(
+    colour: tuple[float, float, float], channels: int, height: int, width: int
+) -> torch.Tensor:
+    """A solid colour as a (C, H, W) image; on 1-channel data, the colour's luminance."""
+    if channels == 1:
+        r, g, b = colour
+        return torch.full((1, height, width), 0.299 * r + 0.587 * g + 0.114 * b)
+    return torch.tensor(colour, dtype=torch.float32).view(3, 1, 1).expand(3, height, width).clone()
+
+
+def paste(x: torch.Tensor, mask: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """``(1 - mask) * x + mask * content`` (mask (1, H, W), content (C, H, W))."""
+    return (1.0 - mask) * x + mask * content

@@ -1,0 +1,28 @@
+"""Shared fixtures: tiny data and one small trained model, built once per test session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from arena.data import Splits, load_dataset
+from arena.models import ArenaNet, build_model
+from arena.train import TrainConfig, train_classifier
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Splits:
+    """Digits, at most 150 images per split."""
+    return load_dataset("digits", limit=150, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny: Splits) -> ArenaNet:
+    model = build_model("small-cnn", tiny.image_shape, tiny.num_classes)
+    train_classifier(model, tiny.train, TrainConfig(epochs=4), seed=0)
+    return model
+
+
+@pytest.fixture()
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)

@@ -1,0 +1,88 @@
+"""The suite every registered attack must pass, on tiny data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+import pytest
+import torch
+
+from arena.data import Splits
+from strategies import ATTACKS, attack_class
+from strategies.attacks import Attack
+from studies.spaces import config_from_params, config_space
+
+NAMES = sorted(ATTACKS)
+
+
+def make(name: str, data: Splits, **changes: object) -> Attack:
+    cls = attack_class(name)
+    config = dataclasses.replace(cls.config_cls(), **changes)
+    return cls(config, image_shape=data.image_shape, num_classes=data.num_classes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stamp_changes_images_and_keeps_input(name: str, tiny: Splits, generator) -> None:
+    attack = make(name, tiny)
+    x = tiny.test.x[:20]
+    before = x.clone()
+    out = attack.stamp(x, generator)
+    assert torch.equal(x, before), "stamp must not change its input"
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert (out - x).abs().flatten(1).amax(dim=1).min() > 0.05, "every image must carry a trigger"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("rate", [0.05, 0.2])
+def test_poison_rate_honoured_and_labels_mapped(
+    name: str, rate: float, tiny: Splits, generator
+) -> None:
+    attack = make(name, tiny, poison_rate=rate, target=3)
+    poisoned = attack.poison(tiny.train, generator)
+    mask = poisoned.poisoned
+    assert int(mask.sum()) == round(rate * len(tiny.train))
+    expected = attack.target_of(tiny.train.y[mask])
+    assert torch.equal(poisoned.data.y[mask], expected)
+    assert torch.equal(poisoned.data.y[~mask], tiny.train.y[~mask]), "only poisoned labels move"
+    if not attack.clean_label:
+        assert bool((tiny.train.y[mask] != 3).all()), "all-to-one never poisons the target class"
+    assert not torch.equal(poisoned.data.x[mask], tiny.train.x[mask])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_all_to_all_maps_y_to_y_plus_one(name: str, tiny: Splits, generator) -> None:
+    attack = make(name, tiny, mapping="all-to-all")
+    test = attack.poisoned_test(tiny.test, generator)
+    assert len(test) == len(tiny.test)
+    assert torch.equal(test.y, (tiny.test.y + 1) % tiny.num_classes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_poisoned_test_leaves_out_target_class(name: str, tiny: Splits, generator) -> None:
+    attack = make(name, tiny, target=2)
+    test = attack.poisoned_test(tiny.test, generator)
+    assert len(test) == int((tiny.test.y != 2).sum())
+    assert bool((test.y == 2).all())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_round_trips_through_search_space(name: str, tiny: Splits) -> None:
+    cls = attack_class(name)
+    space = config_space(cls.config_cls, num_classes=tiny.num_classes, prefix="attack.")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask(fixed_distributions=space)
+        config = config_from_params(cls.config_cls, trial.params, prefix="attack.")
+        attack = cls(config, image_shape=tiny.image_shape, num_classes=tiny.num_classes)
+        out = attack.stamp(tiny.test.x[:4], torch.Generator().manual_seed(0))
+        assert out.shape == (4, *tiny.image_shape)
+        seen.add(config)
+    assert len(seen) > 1, "sampling must explore the space"
+
+
+def test_unknown_target_is_rejected(tiny: Splits) -> None:
+    with pytest.raises(ValueError, match="not a class"):
+        make("badnets", tiny, target=tiny.num_classes)
