@@ -115,12 +115,14 @@ def build_configs(
 
     out: dict[str, Any] = {}
     if attacker is not None:
-        cls = attack_class(attacker).config_cls
-        out["attack"] = apply_overrides(cls(), getattr(args, "attack_param", None), attacker)
+        attack_cfg = attack_class(attacker).config_cls()
+        out["attack"] = apply_overrides(attack_cfg, getattr(args, "attack_param", None), attacker)
         out["train"] = apply_overrides(TrainConfig(), getattr(args, "train_param", None), "train")
     if defender is not None:
-        cls = defense_class(defender).config_cls
-        out["defense"] = apply_overrides(cls(), getattr(args, "defense_param", None), defender)
+        defense_cfg = defense_class(defender).config_cls()
+        out["defense"] = apply_overrides(
+            defense_cfg, getattr(args, "defense_param", None), defender
+        )
     return out
 
 
