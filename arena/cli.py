@@ -28,6 +28,7 @@ examples:
   arena list
   arena evaluate --attacker badnets --defender strip
   arena evaluate --attacker tca --defender abs --json
+  arena duel --attacker tca --defender abs --budget quick
   arena evaluate --attacker badnets --defender abs -A size=0.25 -D mask_budget=0.1
   arena train --attacker badnets --out badnet.safetensors
   arena defend --model badnet.safetensors --defender strip
@@ -91,6 +92,28 @@ def add_param_arguments(parser: argparse.ArgumentParser, *, attack: bool, defens
             metavar="KEY=VALUE",
             help="defense config field, e.g. -D frr_target=0.01",
         )
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    gates = parser.add_argument_group("gates")
+    gates.add_argument(
+        "--delta-attack",
+        type=float,
+        default=0.03,
+        help="largest CA drop of a BadNet the user accepts (default 0.03)",
+    )
+    gates.add_argument(
+        "--delta-defense",
+        type=float,
+        default=0.05,
+        help="largest CA drop a defense may cost (default 0.05)",
+    )
+    gates.add_argument(
+        "--frr-budget",
+        type=float,
+        default=0.05,
+        help="largest share of clean inputs a defense may reject (0.05)",
+    )
 
 
 def data_ref(args: argparse.Namespace, default: dict[str, Any] | None = None) -> Any:
@@ -159,25 +182,7 @@ class EvaluateCommand(Command):
         parser.add_argument("--defender", default="none", help="defense name (default none)")
         add_data_arguments(parser)
         add_param_arguments(parser, attack=True, defense=True)
-        gates = parser.add_argument_group("gates")
-        gates.add_argument(
-            "--delta-attack",
-            type=float,
-            default=0.03,
-            help="largest CA drop of a BadNet the user accepts (default 0.03)",
-        )
-        gates.add_argument(
-            "--delta-defense",
-            type=float,
-            default=0.05,
-            help="largest CA drop a defense may cost (default 0.05)",
-        )
-        gates.add_argument(
-            "--frr-budget",
-            type=float,
-            default=0.05,
-            help="largest share of clean inputs a defense may reject (0.05)",
-        )
+        add_gate_arguments(parser)
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -323,7 +328,10 @@ class DefendCommand(Command):
         return 0
 
 
-COMMANDS: list[Command] = [ListCommand(), EvaluateCommand(), TrainCommand(), DefendCommand()]
+def commands() -> list[Command]:
+    from arena.cli_duel import DuelCommand
+
+    return [ListCommand(), EvaluateCommand(), DuelCommand(), TrainCommand(), DefendCommand()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
+    for command in commands():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         p.set_defaults(handler=command)

@@ -67,10 +67,10 @@ class CellResult:
 
     ca: float
     asr: float
-    sda: float
-    sasr: float
-    far: float
-    frr: float
+    sda: float | None  # None: the user's gate rejected the BadNet, so no defense ran
+    sasr: float | None
+    far: float | None
+    frr: float | None
     detection: dict[str, Any]
     payoff: float
     gates: dict[str, Any]
@@ -85,6 +85,7 @@ class Trained:
     model: ArenaNet
     header: dict[str, Any]
     cached: bool
+    key: str = ""
 
 
 class _Clock:
@@ -124,7 +125,7 @@ def train_model(
     key = content_key(kind, spec)
     hit = cache.load_model(kind, key)
     if hit is not None:
-        return Trained(hit[0], hit[1], cached=True)
+        return Trained(hit[0], hit[1], cached=True, key=key)
     torch.manual_seed(seed)  # the initial weights belong to the cache key too
     model = build_model(model_name, data.image_shape, data.num_classes)
     train, hook = data.train, None
@@ -141,7 +142,23 @@ def train_model(
         result.status,
     )
     cache.save_model(kind, key, model, header)
-    return Trained(model, header, cached=False)
+    return Trained(model, header, cached=False, key=key)
+
+
+def clean_verdict(
+    defense: Defense, clean: Trained, val: Split, cache: ArtifactCache
+) -> bool | None:
+    """Whether ``defense`` flags the clean reference model: fitted once per (clean model,
+    defense config, seed) and cached, since every BadNet of a duel is checked against it."""
+    key = content_key(
+        "verdict", {"model": clean.key, "defense": defense.describe(), "seed": defense.seed}
+    )
+    hit = cache.load_json("verdict", key)
+    if hit is not None:
+        return hit["flagged"]  # type: ignore[no-any-return]
+    flagged = defense.fit(clean.model, val).flagged
+    cache.save_json("verdict", key, {"flagged": flagged})
+    return flagged
 
 
 def measure(
@@ -206,8 +223,13 @@ def evaluate_cell(
     seed: int,
     cache: ArtifactCache,
     gates: Gates = Gates(),
+    skip_rejected: bool = False,
 ) -> CellResult:
-    """Score ``attack`` against ``defense`` on ``data`` (one seed)."""
+    """Score ``attack`` against ``defense`` on ``data`` (one seed).
+
+    With ``skip_rejected``, a BadNet that the user's gate rejects is scored 0 without running
+    the defense (its defense metrics are then ``None``): the duel's searches meet many such
+    recipes, and the defense cannot change their payoff."""
     clock = _Clock()
     with clock.phase("clean_model"):
         clean = train_model(data, data_ref, model_name, TrainConfig(), seed, cache)
@@ -215,24 +237,49 @@ def evaluate_cell(
         bad = train_model(data, data_ref, model_name, recipe, seed, cache, attack=attack)
     test = data.test
     triggered = attack.poisoned_test(test, torch.Generator().manual_seed(seed + 1))
-    with clock.phase("defense"):
-        deployed = defense.fit(bad.model, data.val)
+    clean_ca = accuracy(clean.model, test.x, test.y)
+    ca = accuracy(bad.model, test.x, test.y)
+    deployed: Deployment | None = None
     clean_flagged = None
-    if defense.kind == "detector":
-        with clock.phase("defense_clean"):
-            clean_flagged = defense.fit(clean.model, data.val).flagged
-    with clock.phase("metrics"):
-        clean_ca = accuracy(clean.model, test.x, test.y)
-        m = measure(bad.model, deployed, test, triggered)
-    payoff, decision = score(
-        clean_ca=clean_ca, **m, flagged=deployed.flagged, clean_flagged=clean_flagged, gates=gates
-    )
+    if skip_rejected and clean_ca - ca > gates.delta_attack:
+        # the user's gate decides the cell before any defense runs: the BadNet is never deployed
+        m: dict[str, Any] = {
+            "ca": ca,
+            "asr": accuracy(bad.model, triggered.x, triggered.y),
+            **dict.fromkeys(("sda", "frr", "far", "sasr")),
+        }
+        payoff, decision = (
+            0.0,
+            {
+                "decided_by": "user",
+                "reasons": [
+                    f"BadNet CA {ca:.3f} is more than {gates.delta_attack} below {clean_ca:.3f}; "
+                    "the defense was not run"
+                ],
+            },
+        )
+    else:
+        with clock.phase("defense"):
+            deployed = defense.fit(bad.model, data.val)
+        if defense.kind == "detector":
+            with clock.phase("defense_clean"):
+                clean_flagged = clean_verdict(defense, clean, data.val, cache)
+        with clock.phase("metrics"):
+            m = measure(bad.model, deployed, test, triggered)
+        payoff, decision = score(
+            clean_ca=clean_ca,
+            **m,
+            flagged=deployed.flagged,
+            clean_flagged=clean_flagged,
+            gates=gates,
+        )
+    flagged = None if deployed is None else deployed.flagged
     detection = {
-        "badnet": deployed.flagged,
+        "badnet": flagged,
         "clean": clean_flagged,
-        "outcome": None if deployed.flagged is None else ("TP" if deployed.flagged else "FN"),
+        "outcome": None if flagged is None else ("TP" if flagged else "FN"),
         "clean_outcome": None if clean_flagged is None else ("FP" if clean_flagged else "TN"),
-        "details": deployed.details,
+        "details": {} if deployed is None else deployed.details,
     }
     gate_info = {
         **decision,

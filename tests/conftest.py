@@ -26,3 +26,24 @@ def tiny_model(tiny: Splits) -> ArenaNet:
 @pytest.fixture()
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def ray_local():  # type: ignore[no-untyped-def]
+    """One local Ray instance shared by every test that needs it (starting Ray takes seconds)."""
+    import logging
+
+    from arena.ray_runner import quiet_ray_env
+
+    quiet_ray_env()
+    import ray
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()

@@ -2,5 +2,13 @@
 
 from strategies.defenses import abs, none, strip  # noqa: F401  (registration)
 from strategies.defenses.base import Defense, DefenseConfig, Deployment
+from strategies.defenses.pipeline import Pipeline, build_defense, parse_defenses
 
-__all__ = ["Defense", "DefenseConfig", "Deployment"]
+__all__ = [
+    "Defense",
+    "DefenseConfig",
+    "Deployment",
+    "Pipeline",
+    "build_defense",
+    "parse_defenses",
+]

@@ -18,6 +18,7 @@ from torch import nn
 from arena.data.splits import Split
 from arena.infer import predict
 from arena.models.base import ArenaNet
+from arena.params import config_to_dict
 
 Kind = Literal["none", "detector", "filter", "purifier"]
 Access = Literal["black-box", "white-box"]
@@ -71,6 +72,10 @@ class Defense(ABC):
     @abstractmethod
     def fit(self, model: ArenaNet, clean: Split) -> Deployment:
         """Inspect or repair ``model`` using the defender's clean data; never mutate ``model``."""
+
+    def describe(self) -> dict[str, Any]:
+        """The defense's identity in cache keys: its name and full config, JSON-ready."""
+        return {"name": self.name, "config": config_to_dict(self.config)}
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)

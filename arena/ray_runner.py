@@ -1,0 +1,99 @@
+"""Ray: starting it quietly, and computing payoff cells as Ray tasks.
+
+Ray is imported here, where it is used, so that ``arena --help`` and cache-only replays never
+pay its start-up. By default Arena starts a local Ray instance on this machine; ``address``
+(``"auto"`` or ``"ray://host:10001"``) joins an existing cluster, whose nodes then share the
+cache URL and the Optuna storage given to the duel.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from arena.cache import ArtifactCache
+from arena.payoff import Cell, Setting, Tally, cached_cell, play_row
+from studies.players import AttackerStrategy, DefenderStrategy
+
+log = logging.getLogger(__name__)
+
+QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "60",
+}
+
+
+def quiet_ray_env() -> None:
+    """Environment that keeps Ray and Tune from printing their own progress and banners."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
+    """Start (or join) Ray once per process, with its own logging quiet."""
+    quiet_ray_env()
+    import ray
+
+    # local instances keep Ray's token authentication on; only its notice is silenced
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "logging_level": logging.WARNING,
+            "log_to_driver": True,
+        }
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+        for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    return ray
+
+
+def _row_task(
+    attacker: AttackerStrategy,
+    defenders: Sequence[DefenderStrategy],
+    seeds: Sequence[int],
+    setting: Setting,
+) -> list[list[Cell]]:
+    return play_row(attacker, defenders, seeds, setting)
+
+
+def play_rows(
+    rows: Sequence[tuple[AttackerStrategy, Sequence[DefenderStrategy]]],
+    seeds: Sequence[int],
+    setting: Setting,
+    tally: Tally,
+    *,
+    address: str | None = None,
+) -> list[list[list[Cell]]]:
+    """``cells[r][j][s]`` for each ``(attacker, defenders)`` row, seed by seed. Cached cells are
+    read here; each row with a missing cell becomes one Ray task (its BadNet is trained once)."""
+    cache = ArtifactCache(setting.cache_url)
+    out: list[list[list[Cell]] | None] = []
+    pending: list[tuple[int, Any]] = []
+    for index, (attacker, defenders) in enumerate(rows):
+        hits = [[cached_cell(attacker, d, s, setting, cache) for s in seeds] for d in defenders]
+        if all(c is not None for row in hits for c in row):
+            out.append(hits)  # type: ignore[arg-type]
+            continue
+        out.append(None)
+        pending.append((index, (attacker, defenders)))
+    if pending:
+        ray = ensure_ray(address)
+        task = ray.remote(num_cpus=1)(_row_task)
+        refs = [task.remote(a, ds, list(seeds), setting) for _, (a, ds) in pending]
+        for (index, _), cells in zip(pending, ray.get(refs), strict=True):
+            out[index] = cells
+    for row in out:
+        assert row is not None
+        for cells in row:
+            for cell in cells:
+                tally.add(cell)
+    return out  # type: ignore[return-value]

@@ -1,0 +1,320 @@
+"""The best-response oracle: one Optuna study per side and round, its trials run by Ray Tune.
+
+Each call runs a ``Tuner`` over :func:`run_trial` with ``OptunaSearch(define-by-run space,
+study_name=..., storage=...)``. A trial plays one strategy against every opponent strategy in
+the support of the opponent's mix (for every seed of the duel) and reports the mix-weighted
+payoff as ``objective``, with the papers' metrics. On the Optuna trial, the metrics become user
+attributes and both gates' margins become ``constraints`` (positive: the gate fired), so the
+dashboard shows them next to each payoff.
+
+Warm start: a new study is seeded with ``enqueue_trial`` of every strategy the side already
+plays, so each round's search starts from what earlier rounds found. The answer is read back
+from the storage (the best complete trial), so a finished study answers again without running
+anything, and a study cut short continues where it stopped (``resume``): trials that were
+running when the run stopped are marked failed and enqueued again, finished ones are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from arena.game import Response
+from arena.payoff import METRICS, Cell, Setting, Tally, gate_margins, mean_payoff, play, play_row
+from studies.players import AttackerSpace, DefenderSpace
+from studies.storage import open_storage, study_name
+
+log = logging.getLogger(__name__)
+
+Space = AttackerSpace | DefenderSpace
+SUPPORT = 1e-9  # mixes' weights at or below this are not played against
+
+
+class DuelInterrupted(RuntimeError):
+    """A duel's study exists unfinished and the run was not asked to resume it."""
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What a trial needs besides its parameters (shipped once through Ray's object store)."""
+
+    space: Space
+    opponents: tuple[Any, ...]
+    weights: tuple[float, ...]
+    seeds: tuple[int, ...]
+    setting: Setting
+
+
+@dataclass
+class TrialEvent:
+    """One finished trial, as the progress display and the benchmarks see it."""
+
+    side: str
+    round: int
+    study: str
+    number: int
+    objective: float
+    strategy: str
+    wall_seconds: float
+    inner_seconds: float
+    trained: int
+    cache_hits: int
+
+
+def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
+    """The trial's objective and metrics: its strategy against each opponent of the support,
+    weighted by the opponent's mix, each cell averaged over the duel's seeds."""
+    start = time.perf_counter()
+    strategy = job.space.decode(params)
+    if job.space.side == "attacker":
+        rows = play_row(strategy, job.opponents, job.seeds, job.setting)
+    else:
+        rows = [[play(a, strategy, s, job.setting) for s in job.seeds] for a in job.opponents]
+    weights = np.asarray(job.weights) / sum(job.weights)
+    cells: list[Cell] = [c for row in rows for c in row]
+
+    def weighted(value: Callable[[Cell], float | None]) -> float | None:
+        """Mix-weighted mean over opponents of the seed-mean; cells without the value (the
+        user's gate fired, so no defense ran) are left out, ``None`` if all are."""
+        total = norm = 0.0
+        for w, row in zip(weights, rows, strict=True):
+            values = [v for v in map(value, row) if v is not None]
+            if values:
+                total, norm = total + w * float(np.mean(values)), norm + w
+        return total / norm if norm else None
+
+    margins = [gate_margins(c) for c in cells]
+    tally = Tally()
+    for c in cells:
+        tally.add(c)
+    return {
+        "objective": weighted(lambda c: c.payoff),
+        **{m: weighted(lambda c, m=m: c.result[m]) for m in METRICS},
+        "flagged": weighted(lambda c: _share(c.result["detection"]["badnet"])),
+        "clean_flagged": weighted(lambda c: _share(c.result["detection"]["clean"])),
+        "constraints": [max(m[0] for m in margins), max(m[1] for m in margins)],
+        "payoffs": [mean_payoff(row) for row in rows],
+        "strategy": strategy.label,
+        "trained": tally.trained,
+        "cache_hits": tally.cache_hits,
+        "inner_seconds": time.perf_counter() - start,
+    }
+
+
+def _share(verdict: bool | None) -> float | None:
+    return None if verdict is None else float(verdict)
+
+
+def run_trial(config: dict[str, Any], job: TrialJob) -> None:
+    """The Ray Tune trainable: score the suggested strategy and report once."""
+    from ray import tune
+
+    tune.report(score_trial(config, job))
+
+
+USER_ATTRS = (
+    "strategy",
+    *METRICS,
+    "flagged",
+    "clean_flagged",
+    "payoffs",
+    "trained",
+    "inner_seconds",
+)
+
+
+def _searcher_class() -> type:
+    from ray.tune.search.optuna import OptunaSearch
+
+    class RecordingOptunaSearch(OptunaSearch):  # type: ignore[misc]
+        """``OptunaSearch`` that also stores each trial's metrics and gate margins."""
+
+        def on_trial_complete(
+            self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+        ) -> None:
+            ot_trial = self._ot_trials.get(trial_id)
+            if result and ot_trial is not None and not error:
+                for key in USER_ATTRS:
+                    if key in result:
+                        ot_trial.set_user_attr(key, result[key])
+                if "constraints" in result:
+                    # where Optuna's own samplers keep constraints, which the dashboard shows
+                    self._storage.set_trial_system_attr(
+                        ot_trial._trial_id, "constraints", list(result["constraints"])
+                    )
+            super().on_trial_complete(trial_id, result, error)
+
+    return RecordingOptunaSearch
+
+
+@dataclass
+class TuneOracle:
+    """A side's best-response oracle for one duel (see the module docstring)."""
+
+    space: Space
+    duel: str
+    setting: Setting
+    seeds: tuple[int, ...]
+    trials: int
+    storage_url: str
+    tune_dir: str
+    seed: int = 0
+    resume: bool = False
+    address: str | None = None
+    on_trial: Callable[[TrialEvent], None] | None = None
+    tally: Tally = field(default_factory=Tally)
+    events: list[TrialEvent] = field(default_factory=list)
+    tuner_seconds: list[float] = field(default_factory=list)
+
+    def record(self, event: TrialEvent) -> None:
+        self.events.append(event)
+        self.tally.trained += event.trained
+        self.tally.cache_hits += event.cache_hits
+        if self.on_trial:
+            self.on_trial(event)
+
+    def __call__(
+        self, round_: int, own: Sequence[Any], opponents: Sequence[Any], opponent_mix: np.ndarray
+    ) -> Response[Any]:
+        name = study_name(self.duel, self.space.side, round_)
+        support = [
+            (o, float(w)) for o, w in zip(opponents, opponent_mix, strict=True) if w > SUPPORT
+        ]
+        study, remaining = self._prepare(name, round_, own, support)
+        if remaining > 0:
+            job = TrialJob(
+                self.space,
+                tuple(o for o, _ in support),
+                tuple(w for _, w in support),
+                self.seeds,
+                self.setting,
+            )
+            self._tune(name, round_, study, job, remaining)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise RuntimeError(f"study {name} has no complete trial; see the errors above")
+        # by value alone: the gates are already in the payoff, and Optuna's own best_trial
+        # would skip every trial whose recorded constraints say a gate fired
+        pick = max if self.space.direction == "maximize" else min
+        best = pick(sorted(complete, key=lambda t: t.number), key=lambda t: t.value)
+        return Response(
+            self.space.decode(best.params), float(best.value), study=name, trials=len(complete)
+        )
+
+    def _sampler(self, round_: int) -> optuna.samplers.BaseSampler:
+        seed = zlib.crc32(f"{self.seed}/{self.space.side}/{round_}".encode())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=max(2, self.trials // 2),
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
+
+    def _prepare(
+        self, name: str, round_: int, own: Sequence[Any], support: list[tuple[Any, float]]
+    ) -> tuple[optuna.Study, int]:
+        """The round's study, created with its warm start or loaded, and how many trials are
+        left to run."""
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = open_storage(self.storage_url)
+        existing = {s.study_name for s in storage.get_all_studies()}
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=self.space.direction,
+            sampler=self._sampler(round_),
+            load_if_exists=True,
+        )
+        if name not in existing:
+            warm = [self.space.encode(s) for s in own]
+            study.set_user_attr("duel", self.duel)
+            study.set_user_attr("side", self.space.side)
+            study.set_user_attr("round", round_)
+            study.set_user_attr("planned_trials", len(warm) + self.trials)
+            study.set_user_attr(
+                "opponents", [{"strategy": o.label, "weight": w} for o, w in support]
+            )
+            study.set_user_attr("objective", "post-defense attack success against the opponent mix")
+            for params in warm:
+                study.enqueue_trial(params)
+        trials = study.get_trials(deepcopy=False)
+        planned = int(study.user_attrs.get("planned_trials", self.trials))
+        stale = [t for t in trials if t.state == TrialState.RUNNING]
+        requeued = set(study.user_attrs.get("requeued", []))
+        done = sum(
+            t.state == TrialState.COMPLETE
+            or (t.state == TrialState.FAIL and t.number not in requeued)
+            for t in trials
+        )
+        remaining = max(0, planned - done)
+        if name in existing and remaining > 0 and not self.resume:
+            raise DuelInterrupted(
+                f"study {name} stopped after {done} of {planned} trials; continue the duel with "
+                "--resume, or start another with --name"
+            )
+        for t in stale:  # trials cut off by an interruption: run them again
+            study.tell(t.number, state=TrialState.FAIL)
+            study.enqueue_trial(t.params)
+            requeued.add(t.number)
+        if stale:
+            study.set_user_attr("requeued", sorted(requeued))
+        return study, remaining
+
+    def _tune(self, name: str, round_: int, study: optuna.Study, job: TrialJob, n: int) -> None:
+        from arena.ray_runner import ensure_ray
+
+        ensure_ray(self.address)
+        from ray import tune
+
+        from studies.tune_progress import TrialProgress
+
+        searcher = _searcher_class()(
+            space=self.space.define,
+            metric="objective",
+            mode="max" if self.space.direction == "maximize" else "min",
+            sampler=self._sampler(round_),
+            study_name=name,
+            storage=open_storage(self.storage_url),
+        )
+        trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), {"cpu": 1})
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                num_samples=n,
+                metric="objective",
+                mode="max" if self.space.direction == "maximize" else "min",
+                reuse_actors=True,
+                trial_dirname_creator=lambda trial: trial.trial_id,
+            ),
+            run_config=tune.RunConfig(
+                name=name.replace("/", "_"),
+                storage_path=self.tune_dir,
+                verbose=0,
+                callbacks=[TrialProgress(self, round_, name)],
+            ),
+        )
+        start = time.perf_counter()
+        grid = tuner.fit()
+        self.tuner_seconds.append(time.perf_counter() - start)
+        errors = grid.errors
+        if errors and len(errors) == len(grid):
+            raise RuntimeError(f"every trial of {name} failed; first error: {errors[0]}")
+        for error in errors:
+            log.warning("a trial of %s failed: %s", name, str(error).splitlines()[0])
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        planned = int(study.user_attrs.get("planned_trials", 0))
+        if len(finished) - len(study.user_attrs.get("requeued", [])) < planned:
+            raise KeyboardInterrupt  # Tune returns normally after Ctrl-C; pass the stop on

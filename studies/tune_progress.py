@@ -1,0 +1,47 @@
+"""A Ray Tune callback that times each trial from the driver and hands it to the oracle.
+
+Kept in its own module so that Ray Tune is imported only when trials run. Tune saves its
+callbacks with the experiment's state; this one saves nothing (the oracle it reports to, with
+whatever display it drives, stays in the driver).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray import tune
+
+from studies.oracle import TrialEvent, TuneOracle
+
+
+class TrialProgress(tune.Callback):  # type: ignore[misc]
+    def __init__(self, oracle: TuneOracle, round_: int, study: str) -> None:
+        self.oracle, self.round, self.study = oracle, round_, study
+        self.started: dict[str, float] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"round": self.round, "study": self.study, "started": {}}
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.started[trial.trial_id] = time.perf_counter()
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if not hasattr(self, "oracle"):
+            return
+        result = trial.last_result or {}
+        now = time.perf_counter()
+        self.oracle.record(
+            TrialEvent(
+                side=self.oracle.space.side,
+                round=self.round,
+                study=self.study,
+                number=len(self.oracle.events),
+                objective=float(result.get("objective", float("nan"))),
+                strategy=str(result.get("strategy", "?")),
+                wall_seconds=now - self.started.pop(trial.trial_id, now),
+                inner_seconds=float(result.get("inner_seconds", float("nan"))),
+                trained=int(result.get("trained", 0)),
+                cache_hits=int(result.get("cache_hits", 0)),
+            )
+        )
