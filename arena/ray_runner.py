@@ -51,8 +51,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
-        for name in ("ray", "ray.tune", "ray.train", "ray.data"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        # Tune's own notices (its Ctrl-C and restore hints, metrics it could not fetch) do not
+        # apply to Arena, which resumes from its Optuna storage and reports failed trials itself
+        logging.getLogger("ray.tune").setLevel(logging.ERROR)
     return ray
 
 
