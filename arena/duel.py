@@ -191,7 +191,7 @@ def value_interval(
 ) -> dict[str, Any]:
     """The equilibrium's value re-measured on fresh seeds: for each seed ``s``,
     ``v_s = x_S^T M_s y_S`` over the two supports; the mean and a 95% Student-t interval
-    (``NaN`` bounds from a single seed)."""
+    (no bounds, ``None``, from a single seed)."""
     n = spec.budget.ci_seeds
     x, y = outcome.equilibrium.attacker_mix, outcome.equilibrium.defender_mix
     rows = [i for i, w in enumerate(x) if w > 1e-9]
@@ -214,8 +214,9 @@ def value_interval(
     half = float("nan")
     if n > 1:
         half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
-    # payoffs are shares, so the interval is clipped to [0, 1]
-    low, high = max(0.0, mean - half), min(1.0, mean + half)
+    # payoffs are shares, so the interval is clipped to [0, 1]; one seed gives no interval
+    low = None if n < 2 else max(0.0, mean - half)
+    high = None if n < 2 else min(1.0, mean + half)
     return {"seeds": seeds, "values": values, "mean": mean, "low": low, "high": high}
 
 

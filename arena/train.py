@@ -2,24 +2,35 @@
 
 The loop holds whole datasets as tensors and draws each batch with one index operation, so no
 per-sample Python runs in the hot path (a ``DataLoader`` over a per-sample ``Dataset`` spends
-most of a small network's step time collating; see ``bench/train.py``). The recipe is a
+a share of a small network's step time collating; see ``bench/train.py``). The recipe is a
 :class:`TrainConfig` whose fields are the attacker's shared training-recipe search space
 (pitfall 1 of Veldanda & Garg: a defense tuned for one recipe can break under another).
 
 A run that diverges (a non-finite loss, as the lr=1 Adadelta recipes of Veldanda & Garg's
 Table 4 can produce on some networks) stops with ``status="diverged"`` instead of raising.
+
+Speed (measured in ``bench/README.md``): Adam and SGD use torch's fused CPU kernels (one kernel
+updates every parameter); :func:`train_classifier` trains convolutional networks in the
+``channels_last`` memory format (oneDNN's convolutions are several times faster in it for the
+3-channel first layer) and hands the model back in the ordinary layout. ``ARENA_COMPILE=1`` (or
+:func:`set_compile`) also compiles the forward and backward pass with ``torch.compile``: a few
+seconds per network shape (tens of seconds with a cold on-disk cache), reused by every later
+model of that shape in the process, so it pays where one process trains many models (a duel),
+not for a single short training. Where compilation is unavailable it logs one line and trains
+eagerly.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -85,15 +96,27 @@ def set_threads() -> int:
     return n
 
 
-def make_optimizer(params: Sequence[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """The recipe's optimizer; Adam and SGD in torch's fused implementation where it takes these
+    parameters (the same update, one kernel for all parameters instead of a Python loop)."""
+    params = list(params)
     wd = config.weight_decay
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=wd)
+        return _fused(torch.optim.SGD, params, lr=config.lr, momentum=0.9, weight_decay=wd)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=wd)
+        return _fused(torch.optim.Adam, params, lr=config.lr, weight_decay=wd)
     if config.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=config.lr, weight_decay=wd)
     raise ValueError(f"unknown optimizer {config.optimizer!r}; choose sgd, adam or adadelta")
+
+
+def _fused(
+    cls: type[torch.optim.Optimizer], params: list[nn.Parameter], **kwargs: Any
+) -> torch.optim.Optimizer:
+    try:
+        return cls(params, fused=True, **kwargs)  # type: ignore[call-arg]
+    except (RuntimeError, ValueError, TypeError):  # a device or dtype the fused kernel lacks
+        return cls(params, **kwargs)  # type: ignore[call-arg]
 
 
 def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
@@ -142,18 +165,18 @@ def run_loop(
         factor = lr_factor(config.schedule, epoch - 1, config.epochs)
         for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = lr * factor
-        order = torch.randperm(n, generator=generator)
+        # One shuffle per epoch, cut into whole batches (the last partial batch is dropped).
+        batches = torch.randperm(n, generator=generator)[: n // bs * bs].view(-1, bs)
         total = torch.zeros(())
-        for i in range(0, n - bs + 1, bs):  # the last partial batch is dropped
-            index = order[i : i + bs]
+        for index in batches:
             loss = loss_fn(*(t[index] for t in tensors))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.detach()
-            steps += 1
-            images += len(index)
-        epoch_loss = float(total) / max(1, n // bs)
+            total += loss.detach()  # summed as a tensor: no synchronising .item() per step
+        steps += len(batches)
+        images += len(batches) * bs
+        epoch_loss = float(total) / len(batches)  # the one read of the loss per epoch
         history.append(epoch_loss)
         if not math.isfinite(epoch_loss):
             status = "diverged"
@@ -244,14 +267,108 @@ def train_classifier(
     """Train ``model`` in place on ``data`` by ``config``: cross-entropy on (augmented) batches.
 
     ``batch_hook`` lets an attack change each batch (poison on the fly) without owning a loop.
+    Convolutional networks train in the ``channels_last`` memory format and come back in the
+    ordinary one; with compilation on (:func:`set_compile`), the forward and backward pass run
+    compiled.
     """
     torch.manual_seed(seed)
     init_weights(model, config.weight_init, seed)
     set_preprocessing(model, data.x, config.preprocessing)
+    channels_last = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    try:
+        bs = min(config.batch_size, len(data))
+        loss_of = _classifier_loss
+        if compile_enabled() and bs > 0:
+            loss_of = _compiled_loss(model, data.x[:bs], data.y[:bs])
 
-    def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if batch_hook is not None:
-            x, y = batch_hook(x, y)
-        return F.cross_entropy(model(augment(x, config.augmentation)), y)
+        def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            if batch_hook is not None:
+                x, y = batch_hook(x, y)
+            return loss_of(model, augment(x, config.augmentation), y)
 
-    return run_loop(model, (data.x, data.y), loss_fn, config, seed=seed, callback=callback)
+        return run_loop(model, (data.x, data.y), loss_fn, config, seed=seed, callback=callback)
+    finally:
+        if channels_last:  # model files (safetensors) hold contiguous tensors
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _classifier_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(x), y)
+
+
+# --------------------------------------------------------------------------- compilation
+
+COMPILE_ENV = "ARENA_COMPILE"
+_compile_setting: bool | None = None
+_compile_failure: str | None = None
+_compiled: Callable[..., torch.Tensor] | None = None
+_compile_seconds: dict[tuple[str, tuple[int, ...], str], float] = {}
+
+
+def set_compile(enabled: bool | None) -> None:
+    """Compile the training step of :func:`train_classifier` (``True``), never (``False``), or
+    as the ``ARENA_COMPILE`` environment variable says (``None``, the default; off unless it is
+    ``1``). Compiled code is reused by every later model of the same network and batch shape."""
+    global _compile_setting
+    _compile_setting = enabled
+
+
+def compile_enabled() -> bool:
+    """Whether :func:`train_classifier` compiles: asked for, and not found unavailable."""
+    if _compile_failure is not None:
+        return False
+    if _compile_setting is not None:
+        return _compile_setting
+    return os.environ.get(COMPILE_ENV, "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def compile_seconds() -> dict[tuple[str, tuple[int, ...], str], float]:
+    """Seconds each compilation of this process took, by (network, batch shape, dtype)."""
+    return dict(_compile_seconds)
+
+
+def _compiled_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The compiled ``_classifier_loss`` for ``model`` and batches like ``(x, y)``, compiled
+    now if this network and shape are new to the process, or ``_classifier_loss`` itself (with
+    one log line) where compiling fails.
+
+    A new shape is compiled on a copy of the model with the RNG state saved, so compiling changes
+    neither the model (batch-norm statistics) nor the random stream the training draws from.
+    Dynamo keys its compiled graphs by the network's structure and the tensors' shapes, so a
+    later model of the same architecture and batch shape reuses them without compiling.
+    """
+    global _compiled, _compile_failure
+    key = (repr(model), tuple(x.shape), str(x.dtype))
+    if key in _compile_seconds and _compiled is not None:
+        return _compiled
+    start = time.perf_counter()
+    try:
+        if _compiled is None:
+            import torch._dynamo
+
+            # One graph per (network, shape, train/eval): more than dynamo's default 8 per
+            # function when a process trains several architectures and batch sizes.
+            limit = torch._dynamo.config.recompile_limit
+            torch._dynamo.config.recompile_limit = max(limit, 64)
+            _compiled = torch.compile(_classifier_loss, dynamic=False)
+        probe = copy.deepcopy(model)
+        probe.train()
+        with torch.random.fork_rng(devices=[]):
+            _compiled(probe, x, y).backward()
+    except Exception as exc:  # noqa: BLE001 - any failure to compile means: train eagerly
+        _compile_failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        log.warning("torch.compile unavailable (%s); training eagerly", _compile_failure)
+        return _classifier_loss
+    seconds = time.perf_counter() - start
+    _compile_seconds[key] = seconds
+    log.info(
+        "compiled the %s training step for batches %s in %.1fs",
+        getattr(model, "arch", type(model).__name__),
+        tuple(x.shape),
+        seconds,
+    )
+    return _compiled

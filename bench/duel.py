@@ -32,6 +32,7 @@ from arena.payoff import Setting
 
 
 def measure(attacker: str, defender: str, budget: str, root: Path) -> dict[str, Any]:
+    load = os.getloadavg()[0]
     setting = Setting(cache_url=str(root / "cache"))
     spec = DuelSpec(attacker, defender, setting, BUDGETS[budget], seed=0)
     storage = f"sqlite:///{root / 'arena.db'}"
@@ -68,7 +69,7 @@ def measure(attacker: str, defender: str, budget: str, root: Path) -> dict[str, 
         "replay_trainings": again["trainings"],
         "value": first["value"],
         "exploitability": first["exploitability"],
-        "load_before": os.getloadavg()[0],
+        "load_before": load,
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -242,3 +243,94 @@ def test_set_threads_uses_every_allowed_core(monkeypatch: pytest.MonkeyPatch) ->
         assert torch.get_num_threads() == want
     finally:
         torch.set_num_threads(1)
+
+
+def test_model_comes_back_contiguous(train_split: Split) -> None:
+    """Training runs in channels_last; model files (safetensors) need contiguous tensors."""
+    model = _net()
+    train_classifier(model, train_split, dataclasses.replace(FAST, epochs=1), seed=0)
+    assert all(t.is_contiguous() for t in model.state_dict().values())
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_adam_and_sgd_are_fused(name: str) -> None:
+    optimizer = make_optimizer(list(_net().parameters()), dataclasses.replace(FAST, optimizer=name))
+    assert optimizer.defaults["fused"] is True
+
+
+def _fresh_compile_state(monkeypatch: pytest.MonkeyPatch, enabled: bool | None) -> None:
+    monkeypatch.setattr(arena.train, "_compile_setting", enabled)
+    monkeypatch.setattr(arena.train, "_compile_failure", None)
+    monkeypatch.setattr(arena.train, "_compiled", None)
+    monkeypatch.setattr(arena.train, "_compile_seconds", {})
+
+
+def test_compile_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fresh_compile_state(monkeypatch, None)
+    monkeypatch.delenv("ARENA_COMPILE", raising=False)
+    assert not arena.train.compile_enabled()
+    monkeypatch.setenv("ARENA_COMPILE", "1")
+    assert arena.train.compile_enabled()
+    arena.train.set_compile(False)
+    assert not arena.train.compile_enabled()
+
+
+def test_compile_failure_falls_back_to_eager_with_one_log_line(
+    train_split: Split, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_compiler(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no C++ compiler\nsecond line")
+
+    config = dataclasses.replace(FAST, epochs=2)
+    _fresh_compile_state(monkeypatch, False)
+    eager = _net()
+    eager_result = train_classifier(eager, train_split, config, seed=0)
+
+    _fresh_compile_state(monkeypatch, True)
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with caplog.at_level("WARNING", logger="arena.train"):
+        models = [_net(), _net()]
+        results = [train_classifier(m, train_split, config, seed=0) for m in models]
+    lines = [r.getMessage() for r in caplog.records if r.name == "arena.train"]
+    assert lines == ["torch.compile unavailable (RuntimeError: no C++ compiler); training eagerly"]
+    assert not arena.train.compile_enabled()
+    for model, result in zip(models, results, strict=True):
+        assert result.history == eager_result.history  # the same eager training, unchanged
+        assert all(torch.equal(v, eager.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")), reason="no C++ compiler"
+)
+def test_compiled_training_is_seeded_and_reused(
+    train_split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compiled once per network and batch shape, reused by the next model; the same seed gives
+    the same weights; the result matches eager training up to float reassociation."""
+    config = dataclasses.replace(FAST, epochs=2)
+    _fresh_compile_state(monkeypatch, False)
+    eager = _net()
+    eager_history = train_classifier(eager, train_split, config, seed=0).history
+
+    _fresh_compile_state(monkeypatch, True)
+    runs = []
+    for _ in range(2):
+        model = _net()
+        result = train_classifier(model, train_split, config, seed=0)
+        assert result.status == "ok"
+        runs.append((_weights(model), result.history))
+    if not arena.train.compile_enabled():
+        pytest.skip(f"torch.compile unavailable here: {arena.train._compile_failure}")
+    assert len(arena.train.compile_seconds()) == 1  # the second model reused the first's graphs
+    (wa, ha), (wb, hb) = runs
+    assert ha == hb and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # Adam's steps are about lr whatever the gradient's size, so weights whose gradient is
+    # near zero can part by a few lr; the losses and predictions stay together.
+    assert ha == pytest.approx(eager_history, rel=0.02)
+    compiled = _net()
+    compiled.load_state_dict(wa)
+    with torch.no_grad():
+        agree = compiled(train_split.x).argmax(1) == eager(train_split.x).argmax(1)
+    assert float(agree.float().mean()) >= 0.98
+    assert all(t.is_contiguous() for t in wa.values())
