@@ -40,7 +40,13 @@ class ArtifactCache:
 
     def __init__(self, url: str = DEFAULT_CACHE) -> None:
         self.url = url
-        self.fs, self.root = fsspec.core.url_to_fs(url)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(url)
+        except (ValueError, ImportError) as e:
+            raise ValueError(
+                f"cannot open the cache {url!r} ({e}); give --cache a folder or an fsspec URL "
+                "such as s3://bucket/arena"
+            ) from None
         self.hits = 0
         self.misses = 0
 

@@ -78,14 +78,16 @@ class DuelCommand(Command):
         parser.add_argument("--json", action="store_true", help="print duel.json at the end")
 
     def run(self, args: argparse.Namespace) -> int:
-        from arena.cache import ArtifactCache  # noqa: F401  (fails early on a bad --cache URL)
-        from arena.duel import DuelSpec, run_duel
+        from arena.cache import ArtifactCache
+        from arena.duel import DuelSpec, absolute_storage, run_duel
         from arena.duel_report import write_report
         from arena.evaluate import Gates
         from arena.game.budget import BUDGETS, Budget
         from arena.payoff import Setting
+        from strategies.defenses import parse_defenses
         from studies.oracle import DuelInterrupted
-        from studies.storage import DEFAULT_STORAGE
+        from studies.players import parse_attackers
+        from studies.storage import DEFAULT_STORAGE, open_storage
 
         preset = BUDGETS[args.budget]
         overrides = {
@@ -111,6 +113,11 @@ class DuelCommand(Command):
         name = args.name or spec.name
         storage = args.storage or DEFAULT_STORAGE
         out = args.out or f"runs/duels/{name}"
+        # names and storage are checked before anything runs, so a typo costs nothing
+        parse_attackers(args.attacker)
+        parse_defenses(args.defender)
+        open_storage(absolute_storage(storage))
+        ArtifactCache(args.cache)
         view = DuelView(quiet=args.json)
         view.start(name, spec, storage)
         try:
@@ -146,7 +153,7 @@ class DuelView:
     def __init__(self, quiet: bool = False) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
 
     def say(self, text: str) -> None:

@@ -33,7 +33,7 @@ from studies.players import (
     DefenderStrategy,
     parse_attackers,
 )
-from studies.storage import DEFAULT_STORAGE
+from studies.storage import DEFAULT_STORAGE, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def run_duel(
     out.mkdir(parents=True, exist_ok=True)
     setting = replace(spec.setting, cache_url=absolute_url(spec.setting.cache_url))
     storage_url = absolute_storage(storage_url)
+    open_storage(storage_url)  # a bad URL fails here, before any work
     data = load_data(setting.data)
     attackers = AttackerSpace(parse_attackers(spec.attacker), num_classes=data.num_classes)
     defenders = DefenderSpace(spec.defender, num_classes=data.num_classes)
