@@ -16,6 +16,7 @@ running when the run stopped are marked failed and enqueued again, finished ones
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import warnings
@@ -30,7 +31,7 @@ from optuna.trial import TrialState
 
 from arena.game import Response
 from arena.payoff import METRICS, Cell, Setting, Tally, gate_margins, mean_payoff, play, play_row
-from studies.players import AttackerSpace, DefenderSpace
+from studies.players import AttackerSpace, AttackerStrategy, DefenderSpace
 from studies.storage import open_storage, study_name
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
     weighted by the opponent's mix, each cell averaged over the duel's seeds."""
     start = time.perf_counter()
     strategy = job.space.decode(params)
-    if job.space.side == "attacker":
+    if isinstance(strategy, AttackerStrategy):
         rows = play_row(strategy, job.opponents, job.seeds, job.setting)
     else:
         rows = [[play(a, strategy, s, job.setting) for s in job.seeds] for a in job.opponents]
@@ -97,8 +98,8 @@ def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
     for c in cells:
         tally.add(c)
     return {
-        "objective": weighted(lambda c: c.payoff),
-        **{m: weighted(lambda c, m=m: c.result[m]) for m in METRICS},
+        "objective": weighted(_payoff),
+        **{m: weighted(functools.partial(_field, name=m)) for m in METRICS},
         "flagged": weighted(lambda c: _share(c.result["detection"]["badnet"])),
         "clean_flagged": weighted(lambda c: _share(c.result["detection"]["clean"])),
         "constraints": [max(m[0] for m in margins), max(m[1] for m in margins)],
@@ -108,6 +109,15 @@ def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
         "cache_hits": tally.cache_hits,
         "inner_seconds": time.perf_counter() - start,
     }
+
+
+def _payoff(cell: Cell) -> float | None:
+    return cell.payoff
+
+
+def _field(cell: Cell, name: str) -> float | None:
+    value = cell.result[name]
+    return None if value is None else float(value)
 
 
 def _share(verdict: bool | None) -> float | None:
@@ -146,7 +156,7 @@ def _searcher_class() -> type:
                 for key in USER_ATTRS:
                     if key in result:
                         ot_trial.set_user_attr(key, result[key])
-                if "constraints" in result:
+                if "constraints" in result and self._storage is not None:
                     # where Optuna's own samplers keep constraints, which the dashboard shows
                     self._storage.set_trial_system_attr(
                         ot_trial._trial_id, "constraints", list(result["constraints"])
@@ -205,9 +215,12 @@ class TuneOracle:
         # by value alone: the gates are already in the payoff, and Optuna's own best_trial
         # would skip every trial whose recorded constraints say a gate fired
         pick = max if self.space.direction == "maximize" else min
-        best = pick(sorted(complete, key=lambda t: t.number), key=lambda t: t.value)
+        best = pick(sorted(complete, key=lambda t: t.number), key=lambda t: float(t.value or 0.0))
         return Response(
-            self.space.decode(best.params), float(best.value), study=name, trials=len(complete)
+            self.space.decode(best.params),
+            float(best.value or 0.0),
+            study=name,
+            trials=len(complete),
         )
 
     def _sampler(self, round_: int) -> optuna.samplers.BaseSampler:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from optuna.distributions import (
     BaseDistribution,
@@ -117,8 +117,8 @@ def parse_attackers(spec: str) -> list[str]:
 class AttackerSpace:
     """What the attacker's studies search: one or several attack families plus the recipe."""
 
-    side = "attacker"
-    direction = "maximize"
+    side: ClassVar[str] = "attacker"
+    direction: ClassVar[Literal["maximize", "minimize"]] = "maximize"
 
     def __init__(self, families: Sequence[str], *, num_classes: int) -> None:
         self.families = list(families)
@@ -166,8 +166,8 @@ class AttackerSpace:
 class DefenderSpace:
     """What the defender's studies search: the hyper-parameters of each pipeline stage."""
 
-    side = "defender"
-    direction = "minimize"
+    side: ClassVar[str] = "defender"
+    direction: ClassVar[Literal["maximize", "minimize"]] = "minimize"
 
     def __init__(self, spec: str, *, num_classes: int) -> None:
         self.names = parse_defenses(spec)

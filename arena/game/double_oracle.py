@@ -36,7 +36,7 @@ from arena.game.solver import (
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=Hashable)
-Opp = TypeVar("Opp", bound=Hashable)
+Opp = TypeVar("Opp", bound=Hashable, contravariant=True)
 A = TypeVar("A", bound=Hashable)
 D = TypeVar("D", bound=Hashable)
 

@@ -71,7 +71,7 @@ class Pipeline(Defense):
         # the strongest kind decides how the cell is evaluated (a detector's clean check)
         self.kind = max((s.kind for s in stages), key=KIND_ORDER.index)  # type: ignore[misc]
         if any(s.access == "white-box" for s in stages):
-            self.access = "white-box"  # type: ignore[misc]
+            self.access = "white-box"  # type: ignore[misc,assignment]
 
     def describe(self) -> dict[str, Any]:
         return {"pipeline": [s.describe() for s in self.stages]}
