@@ -223,13 +223,17 @@ class TuneOracle:
             trials=len(complete),
         )
 
-    def _sampler(self, round_: int) -> optuna.samplers.BaseSampler:
+    def _sampler(self, round_: int, warm: int) -> optuna.samplers.BaseSampler:
+        """TPE, seeded per duel, side and round. Its model starts from the warm-start trials
+        (the strategies this side already plays) instead of random ones: most random training
+        recipes make BadNets the user rejects, so a short search is better spent near what
+        already works, widening from there as TPE's prior allows."""
         seed = zlib.crc32(f"{self.seed}/{self.space.side}/{round_}".encode())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
                 seed=seed,
-                n_startup_trials=max(2, self.trials // 2),
+                n_startup_trials=max(1, warm),
                 multivariate=True,
                 group=True,
                 constant_liar=True,
@@ -247,7 +251,7 @@ class TuneOracle:
             storage=storage,
             study_name=name,
             direction=self.space.direction,
-            sampler=self._sampler(round_),
+            sampler=self._sampler(round_, len(own)),
             load_if_exists=True,
         )
         if name not in existing:
@@ -256,6 +260,7 @@ class TuneOracle:
             study.set_user_attr("side", self.space.side)
             study.set_user_attr("round", round_)
             study.set_user_attr("planned_trials", len(warm) + self.trials)
+            study.set_user_attr("warm_start", len(warm))
             study.set_user_attr(
                 "opponents", [{"strategy": o.label, "weight": w} for o, w in support]
             )
@@ -297,7 +302,7 @@ class TuneOracle:
             space=self.space.define,
             metric="objective",
             mode="max" if self.space.direction == "maximize" else "min",
-            sampler=self._sampler(round_),
+            sampler=self._sampler(round_, int(study.user_attrs.get("warm_start", 1))),
             study_name=name,
             storage=open_storage(self.storage_url),
         )
