@@ -8,10 +8,15 @@ attributes and both gates' margins become ``constraints`` (positive: the gate fi
 dashboard shows them next to each payoff.
 
 Warm start: a new study is seeded with ``enqueue_trial`` of every strategy the side already
-plays, so each round's search starts from what earlier rounds found. The answer is read back
-from the storage (the best complete trial), so a finished study answers again without running
-anything, and a study cut short continues where it stopped (``resume``): trials that were
-running when the run stopped are marked failed and enqueued again, finished ones are kept.
+plays, so each round's search starts from what earlier rounds found; then half of its new
+trials are enqueued with part of their parameters fixed to the side's *anchors* (for the
+attacker, the training recipes it already uses, so those trials search the trigger and the
+poisoning on a recipe known to give a deployable BadNet), the sampler choosing the rest.
+
+The answer is read back from the storage (the best complete trial), so a finished study
+answers again without running anything, and a study cut short continues where it stopped
+(``resume``): trials that were running when the run stopped are marked failed and enqueued
+again, finished ones are kept.
 """
 
 from __future__ import annotations
@@ -267,6 +272,10 @@ class TuneOracle:
             study.set_user_attr("objective", "post-defense attack success against the opponent mix")
             for params in warm:
                 study.enqueue_trial(params)
+            anchors = self.space.anchors(own)
+            for i in range(self.trials // 2 if anchors else 0):
+                # partly fixed trials: the sampler picks the rest (Optuna's partial enqueue)
+                study.enqueue_trial(anchors[i % len(anchors)])
         trials = study.get_trials(deepcopy=False)
         planned = int(study.user_attrs.get("planned_trials", self.trials))
         stale = [t for t in trials if t.state == TrialState.RUNNING]

@@ -144,6 +144,14 @@ class AttackerSpace:
         ).items():
             suggest(trial, name, dist)
 
+    def anchors(self, own: Sequence[AttackerStrategy]) -> list[dict[str, Any]]:
+        """Partial parameters for half of each study's new trials: every distinct training
+        recipe the attacker already plays. Most random recipes give BadNets the user rejects,
+        so a short search spends half its trials on triggers and poisoning over recipes that
+        work, and the other half on everything."""
+        recipes = [config_params(s.recipe, prefix=TRAIN) for s in own]
+        return [r for i, r in enumerate(recipes) if r not in recipes[:i]]
+
     def decode(self, params: dict[str, Any]) -> AttackerStrategy:
         family = params.get("family", self.families[0])
         cls = attack_class(family).config_cls
@@ -185,6 +193,10 @@ class DefenderSpace:
                 cls, num_classes=self.num_classes, prefix=f"{n}."
             ).items():
                 suggest(trial, name, dist)
+
+    def anchors(self, own: Sequence[DefenderStrategy]) -> list[dict[str, Any]]:
+        """None: every defender configuration is deployable, so its search stays free."""
+        return []
 
     def decode(self, params: dict[str, Any]) -> DefenderStrategy:
         return DefenderStrategy(

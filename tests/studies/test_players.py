@@ -80,3 +80,16 @@ def test_bad_names_list_the_known_ones() -> None:
         DefenderSpace("strip+", num_classes=10)
     with pytest.raises(ValueError, match="twice"):
         DefenderSpace("strip+strip", num_classes=10)
+
+
+def test_anchors_fix_the_attackers_recipes_only() -> None:
+    space = AttackerSpace(["badnets", "tca"], num_classes=10)
+    own = space.defaults()  # two families, one recipe
+    anchors = space.anchors(own)
+    assert len(anchors) == 1 and all(k.startswith("train.") for k in anchors[0])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.enqueue_trial(anchors[0])
+    trial = study.ask()
+    space.define(trial)
+    assert space.decode(trial.params).recipe == TrainConfig()  # the recipe is held
+    assert DefenderSpace("strip", num_classes=10).anchors([]) == []
