@@ -25,7 +25,8 @@ def plot_matrix(result: dict[str, Any], path: Path) -> None:
     weights_d = {e["strategy"]: e["weight"] for e in result["defender_mix"]}
     rows = [f"{a} ({weights_a.get(a, 0):.2f})" for a in pm["attackers"]]
     cols = [f"{d} ({weights_d.get(d, 0):.2f})" for d in pm["defenders"]]
-    fig, ax = plt.subplots(figsize=(2.0 + 1.3 * len(cols), 1.5 + 0.55 * len(rows)))
+    size = (max(6.0, 3.0 + 1.3 * len(cols)), max(3.6, 2.2 + 0.55 * len(rows)))
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
     image = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="magma")
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
@@ -41,9 +42,8 @@ def plot_matrix(result: dict[str, Any], path: Path) -> None:
         )
     ax.set_xlabel("defender strategy (equilibrium weight)")
     ax.set_ylabel("attacker strategy (weight)")
-    ax.set_title(f"payoff: post-defense attack success; value {result['value']:.3f}", fontsize=9)
+    ax.set_title(f"post-defense attack success; game value {result['value']:.3f}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -91,6 +91,14 @@ def _params(entry: dict[str, Any]) -> str:
     return f"{attack}; train: {train}"
 
 
+def _budget(b: dict[str, Any]) -> str:
+    return (
+        f"up to {b['rounds']} rounds of {b['attacker_trials']} attacker and "
+        f"{b['defender_trials']} defender trials, {b['seeds']} seed(s) per cell, "
+        f"epsilon {b['epsilon']}"
+    )
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None or v != v else f"{v:.3f}"
 
@@ -101,7 +109,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"# Duel {d['name']}",
         "",
         f"Attacker `{d['attacker']}` against defender `{d['defender']}` on `{d['data']['name']}` "
-        f"with `{d['model']}`; budget {d['budget']}; seed {d['seed']}.",
+        f"with `{d['model']}`; {_budget(d['budget'])}; seed {d['seed']}.",
         f"Studies: `{d['storage']}`; cache: `{d['cache']}`.",
         "",
         "| figure | value |",
@@ -118,7 +126,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "The bounds come from the oracles' searches: the upper bound is the best attack found "
         "against the defender's mix, the lower bound the best defense found against the "
-        "attacker's mix. A longer search can only widen what they found.",
+        "attacker's mix. They are only as good as those searches: a longer search can find a "
+        "stronger response and so only widen them.",
         "",
         "## Rounds",
         "",

@@ -45,7 +45,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
         kwargs: dict[str, Any] = {
             "include_dashboard": False,
             "logging_level": logging.WARNING,
-            "log_to_driver": True,
+            "log_to_driver": False,  # trial errors come back through Tune; the rest is noise
         }
         if address:
             ray.init(address=address, **kwargs)
