@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -255,7 +256,7 @@ def arena_loop(
     epochs: int,
     seed: int,
     compiled: bool,
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     """(seconds, images) of ``epochs`` timed epochs of Arena's loop after a warm-up epoch,
     eager or compiled (the first compiled warm-up compiles; its time is not in the figure)."""
     set_compile(compiled)
@@ -266,14 +267,14 @@ def arena_loop(
         model = build_model(DEFAULT_MODEL, image_shape, num_classes)
         train_classifier(model, split, TrainConfig(epochs=1, batch_size=BATCH_SIZE), seed=seed)
         config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZE)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = train_classifier(model, split, config, seed=seed)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         set_compile(None)
     if result.status != "ok":
         raise RuntimeError(f"Arena's loop {result.status}")
-    return seconds, result.images
+    return seconds, cpu, result.images
 
 
 class ImageDataset(Dataset):
@@ -355,7 +356,7 @@ def reference_loop(
     epochs: int,
     seed: int,
     num_workers: int,
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     """(seconds, images) of ``epochs`` timed epochs of the reference loop after a warm-up."""
     torch.manual_seed(seed)
     model = build_model(DEFAULT_MODEL, image_shape, num_classes)
@@ -374,12 +375,13 @@ def reference_loop(
         return images
 
     epoch()  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     images = sum(epoch() for _ in range(epochs))
-    return time.perf_counter() - start, images
+    cpu = time.process_time() - cpu if num_workers == 0 else float("nan")  # workers: not ours
+    return time.perf_counter() - start, cpu, images
 
 
-def loader_only(dataset: Dataset, epochs: int, seed: int) -> tuple[float, int]:
+def loader_only(dataset: Dataset, epochs: int, seed: int) -> tuple[float, float, int]:
     """(seconds, images) of ``epochs`` passes of the reference ``DataLoader`` (num_workers=0)
     with no model: the reference loop's data-pipeline cost on its own."""
     torch.manual_seed(seed)
@@ -389,9 +391,9 @@ def loader_only(dataset: Dataset, epochs: int, seed: int) -> tuple[float, int]:
         return sum(len(y) for _, y in loader)
 
     epoch()  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     images = sum(epoch() for _ in range(epochs))
-    return time.perf_counter() - start, images
+    return time.perf_counter() - start, time.process_time() - cpu, images
 
 
 # --------------------------------------------------------------------------- run and report
@@ -409,7 +411,7 @@ def measure(
     dataset = reference_dataset(splits.train)
     tv_dataset = TorchvisionStyleDataset(dataset)
 
-    loops: dict[str, Callable[[int], tuple[float, int]]] = {
+    loops: dict[str, Callable[[int], tuple[float, float, int]]] = {
         "arena": lambda seed: arena_loop(splits.train, shape, classes, epochs, seed, False)
     }
     if compiled:
@@ -426,20 +428,30 @@ def measure(
     loops["loader_only_w0"] = lambda seed: loader_only(dataset, epochs, seed)
     loops["loader_only_torchvision_w0"] = lambda seed: loader_only(tv_dataset, epochs, seed)
     runs: dict[str, list[float]] = {name: [] for name in loops}
+    cpu_runs: dict[str, list[float]] = {name: [] for name in loops}
     floor_model = build_model(DEFAULT_MODEL, shape, classes)
     with CpuMeter() as meter:
         peak = matmul_gflops()
         floor = compute_floor(floor_model, shape, BATCH_SIZE)
         for r in range(repeats):
             for name, loop in loops.items():
-                seconds, images = loop(r)
+                seconds, cpu, images = loop(r)
                 runs[name].append(images / seconds)
+                cpu_runs[name].append(images / cpu)
         peak_after = matmul_gflops()
         floor_after = compute_floor(floor_model, shape, BATCH_SIZE)
     peak = max(peak, peak_after)  # the better of two, each a median of 5
     floor = min(floor, floor_after, key=lambda f: f["seconds_per_step"])
 
     ips = {name: statistics.median(v) for name, v in runs.items()}
+    # Images per second of this process's CPU time (all its threads): time slices taken by other
+    # processes do not count, so on a loaded machine these stay comparable where the wall-clock
+    # figures do not (as long as the loop runs on one thread; NaN for loops with workers).
+    cpu_ips = {
+        name: statistics.median(v)
+        for name, v in cpu_runs.items()
+        if not name.startswith("loader_only") and all(math.isfinite(x) for x in v)
+    }
     data_only = {
         "reference_w0": ips.pop("loader_only_w0"),
         "reference_torchvision_w0": ips.pop("loader_only_torchvision_w0"),
@@ -462,6 +474,11 @@ def measure(
         "images_per_second": ips,
         "images_per_second_runs": runs,
         "ratio": {a: {ref: ips[a] / ips[ref] for ref in references} for a in arenas},
+        "cpu_time_images_per_second": cpu_ips,
+        "cpu_time_ratio": {
+            a: {ref: cpu_ips[a] / cpu_ips[ref] for ref in references if ref in cpu_ips}
+            for a in arenas
+        },
         "reference_loader_only_images_per_second": data_only,
         "reference_data_share_of_time": share,
         "ratio_ceiling_from_data_pipeline": {
@@ -525,6 +542,13 @@ def print_table(res: dict[str, Any]) -> None:
     for arena, ratios in res["ratio"].items():
         for ref, r in ratios.items():
             table.add_row(f"  {_label(arena, True)} / {_label(ref, True)}", f"{r:.2f}x")
+    threads = res["torch_threads"]
+    for arena, ratios in res["cpu_time_ratio"].items():
+        for ref, r in ratios.items():
+            table.add_row(
+                f"  by CPU time ({threads} thread(s)): {_label(arena, True)} / {_label(ref, True)}",
+                f"{r:.2f}x",
+            )
     if res["compile_seconds"]:
         cache = res["compile_fx_graph_cache"]
         table.add_row(

@@ -334,3 +334,37 @@ def test_compiled_training_is_seeded_and_reused(
         agree = compiled(train_split.x).argmax(1) == eager(train_split.x).argmax(1)
     assert float(agree.float().mean()) >= 0.98
     assert all(t.is_contiguous() for t in wa.values())
+
+
+def test_compiled_step_is_built_once_per_network_and_shape(
+    train_split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a stand-in compiler: one compilation per (network, batch shape), none for a second
+    model of the same kind, and compiling neither changes the model nor draws random numbers."""
+    compiled: list[object] = []
+
+    def fake_compile(fn: object, **kwargs: object) -> object:
+        compiled.append(fn)
+        return fn
+
+    _fresh_compile_state(monkeypatch, True)
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    config = dataclasses.replace(FAST, epochs=1)
+    histories = []
+    for arch, batch in (("small-cnn", 32), ("small-cnn", 32), ("cla-net", 32), ("small-cnn", 64)):
+        torch.manual_seed(0)
+        model = build_model(arch, SHAPE, 2)
+        result = train_classifier(
+            model, train_split, dataclasses.replace(config, batch_size=batch), seed=0
+        )
+        assert result.status == "ok"
+        histories.append(result.history)
+    assert len(compiled) == 1  # torch.compile is called once; dynamo keys graphs itself
+    keys = list(arena.train.compile_seconds())
+    assert [(k[1][0]) for k in keys] == [32, 32, 64]  # small-cnn 32, cla-net 32, small-cnn 64
+    assert arena.train.compile_enabled()
+
+    _fresh_compile_state(monkeypatch, False)
+    torch.manual_seed(0)
+    eager = build_model("small-cnn", SHAPE, 2)
+    assert train_classifier(eager, train_split, config, seed=0).history == histories[0]
