@@ -249,6 +249,10 @@ def compute_floor(
 # --------------------------------------------------------------------------- the loops
 
 
+class CompileUnavailable(RuntimeError):
+    pass
+
+
 def arena_loop(
     split: Split,
     image_shape: tuple[int, int, int],
@@ -257,15 +261,16 @@ def arena_loop(
     seed: int,
     compiled: bool,
 ) -> tuple[float, float, int]:
-    """(seconds, images) of ``epochs`` timed epochs of Arena's loop after a warm-up epoch,
-    eager or compiled (the first compiled warm-up compiles; its time is not in the figure)."""
+    """(seconds, CPU seconds, images) of ``epochs`` timed epochs of Arena's loop after a
+    warm-up epoch, eager or compiled (the first compiled warm-up compiles; its time is not in
+    the figure). Raises :class:`CompileUnavailable` where compiling fell back to eager."""
     set_compile(compiled)
     try:
-        if compiled and not compile_enabled():
-            raise RuntimeError("torch.compile is unavailable here")
         torch.manual_seed(seed)
         model = build_model(DEFAULT_MODEL, image_shape, num_classes)
         train_classifier(model, split, TrainConfig(epochs=1, batch_size=BATCH_SIZE), seed=seed)
+        if compiled and not compile_enabled():
+            raise CompileUnavailable("torch.compile is unavailable here (see the log line)")
         config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZE)
         start, cpu = time.perf_counter(), time.process_time()
         result = train_classifier(model, split, config, seed=seed)
@@ -357,7 +362,8 @@ def reference_loop(
     seed: int,
     num_workers: int,
 ) -> tuple[float, float, int]:
-    """(seconds, images) of ``epochs`` timed epochs of the reference loop after a warm-up."""
+    """(seconds, CPU seconds, images) of ``epochs`` timed epochs of the reference loop after
+    a warm-up (CPU seconds NaN with worker processes: their time is not this process's)."""
     torch.manual_seed(seed)
     model = build_model(DEFAULT_MODEL, image_shape, num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=TrainConfig().lr)
@@ -434,8 +440,12 @@ def measure(
         peak = matmul_gflops()
         floor = compute_floor(floor_model, shape, BATCH_SIZE)
         for r in range(repeats):
-            for name, loop in loops.items():
-                seconds, cpu, images = loop(r)
+            for name, loop in list(loops.items()):
+                try:
+                    seconds, cpu, images = loop(r)
+                except CompileUnavailable:
+                    del loops[name], runs[name], cpu_runs[name]
+                    continue
                 runs[name].append(images / seconds)
                 cpu_runs[name].append(images / cpu)
         peak_after = matmul_gflops()
