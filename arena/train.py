@@ -11,13 +11,13 @@ Table 4 can produce on some networks) stops with ``status="diverged"`` instead o
 
 Speed (measured in ``bench/README.md``): Adam and SGD use torch's fused CPU kernels (one kernel
 updates every parameter); :func:`train_classifier` trains convolutional networks in the
-``channels_last`` memory format (oneDNN's convolutions are several times faster in it for the
-3-channel first layer) and hands the model back in the ordinary layout. ``ARENA_COMPILE=1`` (or
+``channels_last`` memory format (oneDNN's convolutions and torch's max-pool are several times
+faster in it) and hands the model back in the ordinary layout. ``ARENA_COMPILE=1`` (or
 :func:`set_compile`) also compiles the forward and backward pass with ``torch.compile``: a few
-seconds per network shape (tens of seconds with a cold on-disk cache), reused by every later
-model of that shape in the process, so it pays where one process trains many models (a duel),
-not for a single short training. Where compilation is unavailable it logs one line and trains
-eagerly.
+seconds per network and batch shape (tens of seconds with a cold on-disk cache), reused by every
+later model of that shape in the process. It is off by default because on the CPUs measured it
+was no faster than this eager loop for the default network and slower for some others; where
+compilation is unavailable it logs one line and trains eagerly.
 """
 
 from __future__ import annotations
@@ -390,7 +390,8 @@ def _compiled_loss(
         with torch.random.fork_rng(devices=[]):
             _compiled(probe, x, y).backward()
     except Exception as exc:  # noqa: BLE001 - any failure to compile means: train eagerly
-        _compile_failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        _compile_failure = f"{type(exc).__name__}: {first_line}"
         log.warning("torch.compile unavailable (%s); training eagerly", _compile_failure)
         return _classifier_loss
     seconds = time.perf_counter() - start
