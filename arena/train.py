@@ -278,9 +278,10 @@ def train_classifier(
     channels_last = any(isinstance(m, nn.Conv2d) for m in model.modules())
     handles: list[torch.utils.hooks.RemovableHandle] = []
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     try:
         bs = min(config.batch_size, len(data))
+        loss_of: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
         loss_of = _classifier_loss
         if compile_enabled() and bs > 0:
             x0 = data.x[:bs]
@@ -307,7 +308,7 @@ def train_classifier(
         for handle in handles:
             handle.remove()
         if channels_last:  # model files (safetensors) hold contiguous tensors
-            model.to(memory_format=torch.contiguous_format)
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
 def _gradient_in_channels_last(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:

@@ -30,6 +30,7 @@ that load from other processes spreads over all of them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -425,8 +426,8 @@ def measure(
             splits.train, shape, classes, epochs, seed, True
         )
     for w in workers:
-        loops[f"reference_w{w}"] = lambda seed, w=w: reference_loop(
-            dataset, shape, classes, epochs, seed, w
+        loops[f"reference_w{w}"] = functools.partial(
+            reference_loop, dataset, shape, classes, epochs, num_workers=w
         )
     loops["reference_torchvision_w0"] = lambda seed: reference_loop(
         tv_dataset, shape, classes, epochs, seed, 0
