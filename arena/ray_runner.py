@@ -58,13 +58,29 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
     return ray
 
 
-def _row_task(
+def pin_threads() -> int:
+    """Inside a Ray task or trial: as many torch threads as the CPUs Ray granted it (one by
+    default). Two OpenMP threads that share a core with another trial run many times slower
+    than one (bench/README.md, "Under load")."""
+    import ray
+    import torch
+
+    cpus = 1
+    if ray.is_initialized():
+        granted = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        cpus = max(1, int(granted))
+    torch.set_num_threads(cpus)
+    return cpus
+
+
+def _cell_task(
     attacker: AttackerStrategy,
     defenders: Sequence[DefenderStrategy],
-    seeds: Sequence[int],
+    seed: int,
     setting: Setting,
-) -> list[list[Cell]]:
-    return play_row(attacker, defenders, seeds, setting)
+) -> list[Cell]:
+    pin_threads()
+    return [cells[0] for cells in play_row(attacker, defenders, [seed], setting)]
 
 
 def play_rows(
@@ -76,26 +92,29 @@ def play_rows(
     address: str | None = None,
 ) -> list[list[list[Cell]]]:
     """``cells[r][j][s]`` for each ``(attacker, defenders)`` row, seed by seed. Cached cells are
-    read here; each row with a missing cell becomes one Ray task (its BadNet is trained once)."""
+    read here; each (row, seed) with a missing cell becomes one Ray task, so the row's BadNet
+    for that seed is trained once and the seeds run in parallel."""
     cache = ArtifactCache(setting.cache_url)
-    out: list[list[list[Cell]] | None] = []
-    pending: list[tuple[int, Any]] = []
-    for index, (attacker, defenders) in enumerate(rows):
-        hits = [[cached_cell(attacker, d, s, setting, cache) for s in seeds] for d in defenders]
-        if all(c is not None for row in hits for c in row):
-            out.append(hits)  # type: ignore[arg-type]
-            continue
-        out.append(None)
-        pending.append((index, (attacker, defenders)))
+    out = [
+        [[cached_cell(a, d, s, setting, cache) for s in seeds] for d in defenders]
+        for a, defenders in rows
+    ]
+    pending = [
+        (r, k)
+        for r in range(len(rows))
+        for k in range(len(seeds))
+        if any(out[r][j][k] is None for j in range(len(rows[r][1])))
+    ]
     if pending:
         ray = ensure_ray(address)
-        task = ray.remote(num_cpus=1)(_row_task)
-        refs = [task.remote(a, ds, list(seeds), setting) for _, (a, ds) in pending]
-        for (index, _), cells in zip(pending, ray.get(refs), strict=True):
-            out[index] = cells
+        task = ray.remote(num_cpus=1)(_cell_task)
+        refs = [task.remote(rows[r][0], rows[r][1], seeds[k], setting) for r, k in pending]
+        for (r, k), cells in zip(pending, ray.get(refs), strict=True):
+            for j, cell in enumerate(cells):
+                out[r][j][k] = cell
     for row in out:
-        assert row is not None
         for cells in row:
             for cell in cells:
+                assert cell is not None
                 tally.add(cell)
     return out  # type: ignore[return-value]

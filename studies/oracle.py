@@ -133,6 +133,9 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     """The Ray Tune trainable: score the suggested strategy and report once."""
     from ray import tune
 
+    from arena.ray_runner import pin_threads
+
+    pin_threads()
     tune.report(score_trial(config, job))
 
 
