@@ -66,11 +66,6 @@ def test_badnets_against_none_and_strip_on_digits(digits_cache: ArtifactCache) -
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="open (issue 2): with default settings ABS's REASR does not yet separate the seed-0 "
-    "digits BadNet from the clean model (both near 0.85-0.9)",
-    strict=False,
-)
 def test_abs_flags_the_badnet_and_not_the_clean_model(digits_cache: ArtifactCache) -> None:
     result = evaluate("badnets", "abs", cache=digits_cache)
     assert result.detection["badnet"] is True and result.detection["outcome"] == "TP"
