@@ -36,8 +36,26 @@ from studies.spaces import config_from_params, config_params, config_space
 TRAIN = "train."
 
 
+class _Identified:
+    """A strategy's content key (the hash of :meth:`describe`) and its short display label."""
+
+    side: ClassVar[str]
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        return content_key(self.side, self.describe())
+
+    @property
+    def label(self) -> str:
+        return f"{self.describe()['family']}#{self.key[:6]}"
+
+
 @dataclass(frozen=True)
-class AttackerStrategy:
+class AttackerStrategy(_Identified):
+    side: ClassVar[str] = "attacker"
     family: str
     attack: AttackConfig
     recipe: TrainConfig
@@ -50,14 +68,6 @@ class AttackerStrategy:
             "train": config_to_dict(self.recipe),
         }
 
-    @property
-    def key(self) -> str:
-        return content_key("attacker", self.describe())
-
-    @property
-    def label(self) -> str:
-        return f"{self.family}#{self.key[:6]}"
-
     def build(self, *, image_shape: tuple[int, int, int], num_classes: int) -> Attack:
         return attack_class(self.family)(
             self.attack, image_shape=image_shape, num_classes=num_classes
@@ -65,7 +75,8 @@ class AttackerStrategy:
 
 
 @dataclass(frozen=True)
-class DefenderStrategy:
+class DefenderStrategy(_Identified):
+    side: ClassVar[str] = "defender"
     stages: tuple[tuple[str, DefenseConfig], ...]
 
     @property
@@ -77,14 +88,6 @@ class DefenderStrategy:
             "family": self.family,
             "stages": [{"name": n, "config": config_to_dict(c)} for n, c in self.stages],
         }
-
-    @property
-    def key(self) -> str:
-        return content_key("defender", self.describe())
-
-    @property
-    def label(self) -> str:
-        return f"{self.family}#{self.key[:6]}"
 
     def build(self, *, seed: int) -> Defense:
         return build_defense([n for n, _ in self.stages], [c for _, c in self.stages], seed=seed)
