@@ -236,6 +236,7 @@ class TrainCommand(Command):
 
         ref = data_ref(args)
         data = ref.load()
+        cache = ArtifactCache(args.cache)
         attack = None
         if args.attacker == "none":
             recipe = apply_overrides(TrainConfig(), args.train_param, "train")
@@ -243,11 +244,12 @@ class TrainCommand(Command):
             configs = build_configs(args, args.attacker, None)
             recipe = configs["train"]
             attack = attack_class(args.attacker)(
-                configs["attack"], image_shape=data.image_shape, num_classes=data.num_classes
+                configs["attack"],
+                image_shape=data.image_shape,
+                num_classes=data.num_classes,
+                cache=cache,
             )
-        trained = train_model(
-            data, ref, args.model, recipe, args.seed, ArtifactCache(args.cache), attack=attack
-        )
+        trained = train_model(data, ref, args.model, recipe, args.seed, cache, attack=attack)
         save_model(args.out, trained.model, trained.header)
         ca = accuracy(trained.model, data.test.x, data.test.y)
         line = f"wrote {args.out}: {args.model} on {ref.name}, clean accuracy {ca:.3f}"
@@ -282,12 +284,18 @@ class DefendCommand(Command):
         parser.add_argument("--image-size", type=int, default=None)
         parser.add_argument("--limit", type=int, default=None)
         parser.add_argument("--seed", type=int, default=0, help="seed of the defense")
+        parser.add_argument(
+            "--cache",
+            default="runs/cache",
+            help="where trained parts of defenses are kept (default runs/cache)",
+        )
         add_param_arguments(parser, attack=False, defense=True)
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, args: argparse.Namespace) -> int:
         import torch
 
+        from arena.cache import ArtifactCache
         from arena.evaluate import measure
         from arena.model_files import load_model
         from strategies import attack_class, defense_class
@@ -300,8 +308,9 @@ class DefendCommand(Command):
                 f"{args.model_file} takes images of shape {model.image_shape} but {ref.name} has "
                 f"{data.image_shape}; pass --dataset/--image-size to match"
             )
+        cache = ArtifactCache(args.cache)
         defense = defense_class(args.defender)(
-            build_configs(args, None, args.defender)["defense"], seed=args.seed
+            build_configs(args, None, args.defender)["defense"], seed=args.seed, cache=cache
         )
         deployed = defense.fit(model, data.val)
         out: dict[str, Any] = {"flagged": deployed.flagged, "details": deployed.details}
@@ -312,6 +321,7 @@ class DefendCommand(Command):
                 cls.config_cls(**recorded["config"]),
                 image_shape=data.image_shape,
                 num_classes=data.num_classes,
+                cache=cache,
             )
             triggered = attack.poisoned_test(
                 data.test, torch.Generator().manual_seed(args.seed + 1)

@@ -311,10 +311,11 @@ def evaluate(
     start = time.perf_counter()
     data = data_ref.load()
     data_seconds = time.perf_counter() - start
+    cache = cache or ArtifactCache()
     attack = attack_class(attacker)(
-        attack_config, image_shape=data.image_shape, num_classes=data.num_classes
+        attack_config, image_shape=data.image_shape, num_classes=data.num_classes, cache=cache
     )
-    defense = defense_class(defender)(defense_config, seed=seed)
+    defense = defense_class(defender)(defense_config, seed=seed, cache=cache)
     result = evaluate_cell(
         attack,
         defense,
@@ -323,7 +324,7 @@ def evaluate(
         model_name=model_name,
         recipe=recipe,
         seed=seed,
-        cache=cache or ArtifactCache(),
+        cache=cache,
         gates=gates,
     )
     result.seconds = {"data": round(data_seconds, 3), **result.seconds}

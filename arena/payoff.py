@@ -115,8 +115,8 @@ def play(
         return hit
     data = load_data(setting.data)
     result = evaluate_cell(
-        attacker.build(image_shape=data.image_shape, num_classes=data.num_classes),
-        defender.build(seed=seed),
+        attacker.build(image_shape=data.image_shape, num_classes=data.num_classes, cache=cache),
+        defender.build(seed=seed, cache=cache),
         data=data,
         data_ref=setting.data,
         model_name=setting.model,

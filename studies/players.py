@@ -24,7 +24,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from arena.cache import content_key
+from arena.cache import ArtifactCache, content_key
 from arena.params import config_to_dict
 from arena.train import TrainConfig
 from strategies import ATTACKS, attack_class, defense_class
@@ -68,9 +68,15 @@ class AttackerStrategy(_Identified):
             "train": config_to_dict(self.recipe),
         }
 
-    def build(self, *, image_shape: tuple[int, int, int], num_classes: int) -> Attack:
+    def build(
+        self,
+        *,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        cache: ArtifactCache | None = None,
+    ) -> Attack:
         return attack_class(self.family)(
-            self.attack, image_shape=image_shape, num_classes=num_classes
+            self.attack, image_shape=image_shape, num_classes=num_classes, cache=cache
         )
 
 
@@ -89,8 +95,10 @@ class DefenderStrategy(_Identified):
             "stages": [{"name": n, "config": config_to_dict(c)} for n, c in self.stages],
         }
 
-    def build(self, *, seed: int) -> Defense:
-        return build_defense([n for n, _ in self.stages], [c for _, c in self.stages], seed=seed)
+    def build(self, *, seed: int, cache: ArtifactCache | None = None) -> Defense:
+        return build_defense(
+            [n for n, _ in self.stages], [c for _, c in self.stages], seed=seed, cache=cache
+        )
 
 
 def suggest(trial: Any, name: str, dist: BaseDistribution) -> Any:

@@ -3,8 +3,19 @@
 A concrete attack implements one method, :meth:`Attack.stamp`, which puts its trigger on a
 batch of images. The base class does the chores every attack shares: choosing which training
 images to poison (``poison_rate`` of the training set, drawn from the classes the mapping
-moves), mapping labels to targets (all-to-one or all-to-all), and building the poisoned test
-set that attack success is measured on (test images of non-target classes).
+moves), mapping labels to targets, and building the poisoned test set that attack success is
+measured on (test images of the classes the mapping moves).
+
+Target mappings (pitfall 2 of Veldanda & Garg: defenses assume one target label):
+
+* ``all-to-one``: every class goes to ``target``;
+* ``all-to-all``: class ``y`` goes to ``y + 1`` (Gu et al.'s all-to-all BadNet);
+* ``multi-target``: the classes are shared out among ``MULTI_TARGETS`` targets ``target``,
+  ``target + 1``, ... (class ``y`` goes to ``target + y mod MULTI_TARGETS``), so no single label
+  collects the backdoor. A class that would map to itself is not poisoned.
+
+Attacks whose parts are trained (a trigger generator) get the artifact ``cache`` so that the
+part is trained once per cache (see :func:`arena.cache.cached_module`).
 """
 
 from __future__ import annotations
@@ -15,11 +26,13 @@ from typing import ClassVar
 
 import torch
 
+from arena.cache import ArtifactCache
 from arena.data.splits import Split
 from arena.params import LAST_CLASS, param
 from arena.train import BatchHook
 
-MAPPINGS = ("all-to-one", "all-to-all")
+MAPPINGS = ("all-to-one", "all-to-all", "multi-target")
+MULTI_TARGETS = 3
 
 
 @dataclass(frozen=True)
@@ -31,7 +44,9 @@ class AttackConfig:
     )
     target: int = param(0, low=0, high=LAST_CLASS, help="target class (all-to-one)")
     mapping: str = param(
-        "all-to-one", choices=MAPPINGS, help="all-to-one: y -> target; all-to-all: y -> y+1"
+        "all-to-one",
+        choices=MAPPINGS,
+        help="all-to-one: y -> target; all-to-all: y -> y+1; multi-target: y -> target + y mod 3",
     )
 
 
@@ -57,6 +72,7 @@ class Attack(ABC):
         *,
         image_shape: tuple[int, int, int],
         num_classes: int,
+        cache: ArtifactCache | None = None,
     ) -> None:
         self.config = config if config is not None else self.config_cls()
         if not isinstance(self.config, self.config_cls):
@@ -69,6 +85,7 @@ class Attack(ABC):
             raise ValueError(f"unknown mapping {self.config.mapping!r}; choose {MAPPINGS}")
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
+        self.cache = cache
 
     @abstractmethod
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -78,6 +95,8 @@ class Attack(ABC):
         """The label a triggered image of true class ``y`` should get."""
         if self.config.mapping == "all-to-all":
             return (y + 1) % self.num_classes
+        if self.config.mapping == "multi-target":
+            return (self.config.target + y % MULTI_TARGETS) % self.num_classes
         return torch.full_like(y, self.config.target)
 
     def eligible(self, y: torch.Tensor) -> torch.Tensor:

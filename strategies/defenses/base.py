@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from arena.cache import ArtifactCache
 from arena.data.splits import Split
 from arena.infer import predict
 from arena.models.base import ArenaNet
@@ -63,11 +64,18 @@ class Defense(ABC):
     access: ClassVar[Access]
     config_cls: ClassVar[type[DefenseConfig]] = DefenseConfig
 
-    def __init__(self, config: DefenseConfig | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: DefenseConfig | None = None,
+        *,
+        seed: int = 0,
+        cache: ArtifactCache | None = None,
+    ) -> None:
         self.config = config if config is not None else self.config_cls()
         if not isinstance(self.config, self.config_cls):
             raise TypeError(f"{self.name} takes a {self.config_cls.__name__}")
         self.seed = seed
+        self.cache = cache  # where trained parts (an inpainter, an autoencoder) are kept
 
     @abstractmethod
     def fit(self, model: ArenaNet, clean: Split) -> Deployment:

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from arena.cache import ArtifactCache
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Kind
@@ -65,7 +66,7 @@ class Pipeline(Defense):
     def __init__(self, stages: Sequence[Defense]) -> None:
         if len(stages) < 2:
             raise ValueError("a pipeline needs at least two defenses")
-        super().__init__(DefenseConfig(), seed=stages[0].seed)
+        super().__init__(DefenseConfig(), seed=stages[0].seed, cache=stages[0].cache)
         self.stages = list(stages)
         self.name = "+".join(s.name for s in stages)  # type: ignore[misc]
         # the strongest kind decides how the cell is evaluated (a detector's clean check)
@@ -97,11 +98,16 @@ def parse_defenses(spec: str) -> list[str]:
 
 
 def build_defense(
-    names: Sequence[str], configs: Sequence[DefenseConfig | None] | None = None, *, seed: int = 0
+    names: Sequence[str],
+    configs: Sequence[DefenseConfig | None] | None = None,
+    *,
+    seed: int = 0,
+    cache: ArtifactCache | None = None,
 ) -> Defense:
     """One defense, or a :class:`Pipeline` of several, by registered names."""
     configs = list(configs) if configs is not None else [None] * len(names)
     stages: list[Any] = [
-        lookup(DEFENSES, "defense", n)(c, seed=seed) for n, c in zip(names, configs, strict=True)
+        lookup(DEFENSES, "defense", n)(c, seed=seed, cache=cache)
+        for n, c in zip(names, configs, strict=True)
     ]
     return stages[0] if len(stages) == 1 else Pipeline(stages)

@@ -129,3 +129,41 @@ def test_two_caches_on_one_root_share_entries(cache: ArtifactCache) -> None:
     other = ArtifactCache(cache.url)
     assert other.load_json("cell", key) == {"v": 1}
     assert (other.hits, other.misses) == (1, 0)
+
+
+def test_cached_module_trains_once_per_cache_and_key(cache: ArtifactCache) -> None:
+    import arena.cache as cache_module
+    from arena.cache import cached_module
+
+    fits: list[int] = []
+
+    def fit(module: torch.nn.Linear) -> None:
+        fits.append(1)
+        with torch.no_grad():
+            module.weight.fill_(float(len(fits)))
+
+    def build() -> torch.nn.Linear:
+        return torch.nn.Linear(3, 2)
+
+    first = cached_module(cache, "generator", {"attack": "x"}, build, fit)
+    cache_module._MEMO.clear()  # a new process: only the cache remembers
+    again = cached_module(ArtifactCache(cache.url), "generator", {"attack": "x"}, build, fit)
+    other = cached_module(cache, "generator", {"attack": "y"}, build, fit)
+    assert len(fits) == 2, "the same key is trained once; another key is trained anew"
+    assert torch.equal(first.weight, again.weight)
+    assert not torch.equal(first.weight, other.weight)
+    assert not first.training and not any(p.requires_grad for p in first.parameters())
+    state, header = cache.load_state("generator", content_key("generator", {"attack": "x"}))
+    assert header == {"kind": "generator", "attack": "x"} and set(state) == {"weight", "bias"}
+
+
+def test_tensor_digest_tells_data_apart() -> None:
+    from arena.cache import tensor_digest
+
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert tensor_digest(x) == tensor_digest(x.clone())
+    assert tensor_digest(x) != tensor_digest(x[:3])
+    y = x.clone()
+    y[0, 0, 0, 0] += 1e-3
+    assert tensor_digest(x) != tensor_digest(y)
+    assert tensor_digest(x.reshape(4, 192)) != tensor_digest(x)

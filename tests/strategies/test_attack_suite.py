@@ -59,6 +59,25 @@ def test_all_to_all_maps_y_to_y_plus_one(name: str, tiny: Splits, generator) -> 
     assert torch.equal(test.y, (tiny.test.y + 1) % tiny.num_classes)
 
 
+def mapping_choices(name: str) -> tuple[str, ...]:
+    field = {f.name: f for f in dataclasses.fields(attack_class(name).config_cls)}["mapping"]
+    return tuple(field.metadata["range"].choices)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_multi_target_shares_classes_among_three_targets(
+    name: str, tiny: Splits, generator
+) -> None:
+    if "multi-target" not in mapping_choices(name):
+        pytest.skip(f"{name} has targets of its own")
+    attack = make(name, tiny, mapping="multi-target", target=8)
+    test = attack.poisoned_test(tiny.test, generator)
+    source = tiny.test.y[attack.eligible(tiny.test.y)]
+    assert torch.equal(test.y, (8 + source % 3) % tiny.num_classes)
+    assert set(test.y.tolist()) == {8, 9, 0}
+    assert bool((test.y != source).all()), "no class is sent to itself"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_poisoned_test_leaves_out_target_class(name: str, tiny: Splits, generator) -> None:
     attack = make(name, tiny, target=2)
