@@ -26,6 +26,24 @@ Access = Literal["black-box", "white-box"]
 
 
 @dataclass(frozen=True)
+class Panel:
+    """One picture of what a defense sees or does, for ``arena show-defense``.
+
+    ``kind="images"``: ``data`` is a ``(N, C, H, W)`` tensor in ``[0, 1]`` shown as a row of
+    images with ``labels`` under them (reversed triggers per class, GradCAM masks,
+    restorations). ``kind="histogram"``: ``data`` maps a series name to a 1-D tensor of scores
+    (STRIP's entropies of clean and triggered inputs), with ``marker`` drawn as a vertical line
+    (a threshold).
+    """
+
+    title: str
+    kind: Literal["images", "histogram"]
+    data: Any
+    labels: tuple[str, ...] = ()
+    marker: float | None = None
+
+
+@dataclass(frozen=True)
 class DefenseConfig:
     """Fields every defense shares (none yet); subclasses add their hyper-parameters."""
 
@@ -80,6 +98,12 @@ class Defense(ABC):
     @abstractmethod
     def fit(self, model: ArenaNet, clean: Split) -> Deployment:
         """Inspect or repair ``model`` using the defender's clean data; never mutate ``model``."""
+
+    def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
+        """What this defense saw or did with ``deployment`` (fitted by :meth:`fit`), on the
+        defender's ``clean`` images and the attacker's ``triggered`` ones, as panels for
+        ``arena show-defense``; none by default."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         """The defense's identity in cache keys: its name and full config, JSON-ready."""
