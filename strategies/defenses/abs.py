@@ -10,9 +10,9 @@ Liu et al., "ABS: Scanning Neural Networks for Back-doors by Artificial Brain St
    ``candidates`` best (channel, label) pairs, each at its best window, go on.
 2. *Reverse engineering.* A square patch of ``mask_budget`` of the image (the paper's 6%: 4x4
    pixels on digits) is put at every ``patch_stride``-th position in the window's receptive
-   field, its pattern optimised to raise the channel's mean in the window (less ``suppression``
-   times the other channels'): a third of the ``steps`` everywhere, the rest where the neuron
-   rose most. There is no label term.
+   field (at most 36 positions), its pattern optimised to raise the channel's mean in the
+   window (less ``suppression`` times the other channels'): a third of the ``steps`` (at most
+   15) everywhere, the rest where the neuron rose most. There is no label term.
 3. *REASR.* The share of held-out images of other classes the trigger sends to the label; the
    model is flagged when the best REASR reaches ``reasr_threshold``.
 
@@ -51,21 +51,28 @@ from strategies.registry import register_defense
 
 Window = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1 of a feature map
 STIM_BATCH = 4096  # stimulated feature maps per forward pass of the back of the network
+# Bounds on the reversal's scouting pass, which is most of ABS's cost: at most this many patch
+# positions per candidate (the stride widens past ``patch_stride`` when a window's receptive
+# field holds more) and this many steps. The defaults stay inside both; without them the
+# corners of the search ranges cost 10-30x the default, and a duel's defender study samples
+# those corners.
+MAX_POSITIONS = 36
+MAX_SCOUT_STEPS = 15
 
 
 @dataclass(frozen=True)
 class ABSConfig(DefenseConfig):
     layer: int = param(-1, choices=(-1, -2), help="feature stage scanned, counted from the last")
-    images_per_class: int = param(3, low=1, high=8, help="clean images used to stimulate")
-    levels: int = param(8, low=4, high=16, help="stimulation values per neuron")
+    images_per_class: int = param(3, low=1, high=5, help="clean images used to stimulate")
+    levels: int = param(8, low=4, high=12, help="stimulation values per neuron")
     max_level: float = param(4.0, low=1.0, high=16.0, log=True, help="top value / a_max")
     window: float = param(0.5, low=0.25, high=1.0, help="stimulated window side / map side")
     elevation_quantile: float = param(0.5, low=0.0, high=0.9, help="0: the paper's minimum")
-    candidates: int = param(8, low=2, high=24, help="neurons whose trigger is reverse-engineered")
+    candidates: int = param(8, low=2, high=12, help="neurons whose trigger is reverse-engineered")
     mask_budget: float = param(0.06, low=0.02, high=0.2, help="trigger patch area / image area")
     patch_stride: int = param(2, low=1, high=4, help="pixels between tried patch positions")
-    images: int = param(10, low=4, high=40, help="clean images the trigger is optimised on")
-    steps: int = param(45, low=10, high=200, help="optimisation steps per reversal")
+    images: int = param(10, low=4, high=16, help="clean images the trigger is optimised on")
+    steps: int = param(45, low=15, high=120, help="optimisation steps per reversal")
     suppression: float = param(0.0, low=0.0, high=2.0, help="weight of the other channels")
     reasr_threshold: float = param(0.85, low=0.5, high=1.0, help="flag at this REASR or above")
 
@@ -127,6 +134,19 @@ def positions(lo: int, hi: int, side: int, size: int, stride: int) -> list[int]:
     last = max(0, min(hi, size) - side)
     out = list(range(min(lo, last), last + 1, stride))
     return out if out[-1] == last else [*out, last]
+
+
+def patch_grid(
+    box: Window, side: int, size: tuple[int, int], stride: int
+) -> tuple[list[int], list[int]]:
+    """Row and column starts of the patches tried inside pixel ``box``: every ``stride``-th
+    position, the stride widened until at most :data:`MAX_POSITIONS` patches remain."""
+    while True:
+        rows = positions(box[0], box[1], side, size[0], stride)
+        cols = positions(box[2], box[3], side, size[1], stride)
+        if len(rows) * len(cols) <= MAX_POSITIONS or stride >= max(size):
+            return rows, cols
+        stride += 1
 
 
 @register_defense
@@ -206,8 +226,9 @@ class ABS(Defense):
         for i, (r0, r1, c0, c1) in enumerate(wins):
             b0, b1, b2, b3 = receptive_box(front, x, (r0, r1, c0, c1))
             inside[i, :, r0:r1, c0:c1] = 1.0 / ((r1 - r0) * (c1 - c0))
-            for r in positions(b0, b1, side, hgt, cfg.patch_stride):
-                for col in positions(b2, b3, side, wid, cfg.patch_stride):
+            rows, cols = patch_grid((b0, b1, b2, b3), side, (hgt, wid), cfg.patch_stride)
+            for r in rows:
+                for col in cols:
                     boxes.append(torch.zeros(1, hgt, wid))
                     boxes[-1][:, r : r + side, col : col + side] = 1.0
                     owner.append(i)
@@ -238,7 +259,7 @@ class ABS(Defense):
             with torch.no_grad():
                 return logit.detach(), objective()
 
-        scout = max(1, cfg.steps // 3)
+        scout = max(1, min(cfg.steps // 3, MAX_SCOUT_STEPS))
         start = 0.5 * torch.randn((len(m), *x.shape[1:]), generator=gen)
         logit, score = ascend(torch.arange(len(m)), start, scout)
         groups = [(owners == i).nonzero().flatten() for i in range(len(neurons))]

@@ -98,3 +98,13 @@ def test_scan_points_at_the_badnet_target_and_not_at_the_clean_twin(
     assert bad["max_reasr"] >= 0.5 and bad["max_reasr"] > good["max_reasr"]
     assert len(bad["candidates"]) == config.candidates
     assert all(0.0 <= c["reasr"] <= 1.0 for c in bad["candidates"])
+
+
+def test_patch_grid_caps_positions_per_candidate() -> None:
+    from strategies.defenses.abs import MAX_POSITIONS, patch_grid, positions
+
+    rows, cols = patch_grid((0, 16, 0, 16), 4, (16, 16), 1)
+    assert len(rows) * len(cols) <= MAX_POSITIONS
+    assert rows[0] == 0 and rows[-1] == 12 and cols[-1] == 12, "the grid still spans the box"
+    small = patch_grid((2, 10, 2, 10), 4, (16, 16), 2)  # 4 x 4 = 16 positions: unchanged
+    assert small == (positions(2, 10, 4, 16, 2), positions(2, 10, 4, 16, 2))
