@@ -61,6 +61,10 @@ class ArtifactCache:
     def _path(self, kind: str, key: str, suffix: str) -> str:
         return f"{self.root}/{kind}/{key[:2]}/{key}{suffix}"
 
+    def has(self, kind: str, key: str, suffix: str) -> bool:
+        """Whether an artifact is stored (not counted as a hit or a miss)."""
+        return bool(self.fs.exists(self._path(kind, key, suffix)))
+
     def _read(self, path: str) -> bytes | None:
         if not self.fs.exists(path):
             self.misses += 1
@@ -146,15 +150,18 @@ def cached_module(
     key = content_key(kind, spec)
     module = build()
     state = _MEMO.get(key)
-    if state is None and cache is not None:
-        hit = cache.load_state(kind, key)
-        state = None if hit is None else hit[0]
     if state is not None:
         module.load_state_dict(state)
+        if cache is not None and not cache.has(kind, key, ".safetensors"):
+            cache.save_state(kind, key, module, {"kind": kind, **spec})  # a cache new to us
     else:
-        fit(module)
-        if cache is not None:
-            cache.save_state(kind, key, module, {"kind": kind, **spec})
+        hit = None if cache is None else cache.load_state(kind, key)
+        if hit is not None:
+            module.load_state_dict(hit[0])
+        else:
+            fit(module)
+            if cache is not None:
+                cache.save_state(kind, key, module, {"kind": kind, **spec})
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     _MEMO[key] = state
     _MEMO.move_to_end(key)

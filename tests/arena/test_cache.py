@@ -135,6 +135,7 @@ def test_cached_module_trains_once_per_cache_and_key(cache: ArtifactCache) -> No
     import arena.cache as cache_module
     from arena.cache import cached_module
 
+    cache_module._MEMO.clear()
     fits: list[int] = []
 
     def fit(module: torch.nn.Linear) -> None:
@@ -149,6 +150,9 @@ def test_cached_module_trains_once_per_cache_and_key(cache: ArtifactCache) -> No
     cache_module._MEMO.clear()  # a new process: only the cache remembers
     again = cached_module(ArtifactCache(cache.url), "generator", {"attack": "x"}, build, fit)
     other = cached_module(cache, "generator", {"attack": "y"}, build, fit)
+    fresh = ArtifactCache(cache.url + "-other")
+    cached_module(fresh, "generator", {"attack": "y"}, build, fit)  # from memory, then stored
+    assert fresh.has("generator", content_key("generator", {"attack": "y"}), ".safetensors")
     assert len(fits) == 2, "the same key is trained once; another key is trained anew"
     assert torch.equal(first.weight, again.weight)
     assert not torch.equal(first.weight, other.weight)
