@@ -171,3 +171,4 @@ def test_tensor_digest_tells_data_apart() -> None:
     y[0, 0, 0, 0] += 1e-3
     assert tensor_digest(x) != tensor_digest(y)
     assert tensor_digest(x.reshape(4, 192)) != tensor_digest(x)
+    assert tensor_digest(torch.tensor(3)) != tensor_digest(torch.tensor(4)), "0-dim tensors too"
