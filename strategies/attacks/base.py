@@ -87,6 +87,12 @@ class Attack(ABC):
         self.num_classes = num_classes
         self.cache = cache
 
+    def prepare(self, train: Split) -> None:
+        """Fit what the attack trains (a trigger generator) on the attacker's training data,
+        before :meth:`poison`, :meth:`poisoned_test` or :meth:`stamp` run; nothing by default.
+        Callers that may skip :meth:`poison` (a BadNet read from the cache) must call it."""
+        return None
+
     @abstractmethod
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A triggered copy of images ``x`` (N, C, H, W) in [0, 1]; ``x`` is not changed."""

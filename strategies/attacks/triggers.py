@@ -62,3 +62,60 @@ def colour_image(
 def paste(x: torch.Tensor, mask: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """``(1 - mask) * x + mask * content`` (mask (1, H, W), content (C, H, W))."""
     return (1.0 - mask) * x + mask * content
+
+
+# Named colours of solid triggers (post-it notes).
+COLOURS = {
+    "yellow": YELLOW,
+    "red": RED,
+    "green": (0.0, 1.0, 0.0),
+    "blue": (0.0, 0.0, 1.0),
+    "magenta": (1.0, 0.0, 1.0),
+    "cyan": (0.0, 1.0, 1.0),
+    "white": (1.0, 1.0, 1.0),
+}
+
+
+def random_corners(
+    n: int, size: int, height: int, width: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-left pixels (rows, columns) of ``n`` ``size`` boxes placed uniformly in the image."""
+    rows = torch.randint(0, height - size + 1, (n,), generator=generator)
+    cols = torch.randint(0, width - size + 1, (n,), generator=generator)
+    return rows, cols
+
+
+def paste_at(
+    x: torch.Tensor, content: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+) -> torch.Tensor:
+    """Each image ``x[i]`` (N, C, H, W) with a square patch pasted with its top-left pixel at
+    ``(rows[i], cols[i])``: ``content`` is one patch (C, s, s) for all or one per image
+    (N, C, s, s). One gather for the whole batch."""
+    n, _, height, width = x.shape
+    side = content.shape[-1]
+    r = torch.arange(height).view(1, height, 1) - rows.view(n, 1, 1)
+    c = torch.arange(width).view(1, 1, width) - cols.view(n, 1, 1)
+    inside = (r >= 0) & (r < side) & (c >= 0) & (c < side)  # (N, H, W)
+    r = r.clamp(0, side - 1).expand(n, height, width)
+    c = c.clamp(0, side - 1).expand(n, height, width)
+    content = content.to(x.dtype)
+    if content.dim() == 3:
+        patch = content[:, r, c].transpose(0, 1)  # (N, C, H, W)
+    else:
+        patch = content[torch.arange(n).view(n, 1, 1), :, r, c].permute(0, 3, 1, 2)
+    return torch.where(inside[:, None], patch, x)
+
+
+def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """An RGB image (3, H, W) as ``channels`` channels: itself, or its luminance for one."""
+    if channels == 3:
+        return image
+    if channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
+        return (image * weights).sum(dim=0, keepdim=True)
+    raise ValueError(f"images with {channels} channels are not supported; use 1 or 3")
+
+
+def blend(x: torch.Tensor, key: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``(1 - alpha) * x + alpha * key``: Chen et al.'s blended injection of a key image."""
+    return (1.0 - alpha) * x + alpha * key
