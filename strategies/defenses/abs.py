@@ -46,7 +46,7 @@ from arena.data.splits import Split
 from arena.infer import predict
 from arena.models.base import ArenaNet
 from arena.params import param
-from strategies.defenses.base import Defense, DefenseConfig, Deployment
+from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.registry import register_defense
 
 Window = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1 of a feature map
@@ -149,6 +149,11 @@ def patch_grid(
         stride += 1
 
 
+@dataclass
+class ABSDeployment(Deployment):
+    triggers: Tensor | None = None  # (candidates, C, H, W): each reversed mask x pattern
+
+
 @register_defense
 class ABS(Defense):
     name = "abs"
@@ -211,7 +216,26 @@ class ABS(Defense):
                 for n, k, w, r in zip(neurons, labels, cand_wins, reasr, strict=True)
             ],
         }
-        return Deployment(model, flagged=flagged, details=details)
+        return ABSDeployment(model, flagged, details, triggers=masks * patterns)
+
+    def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
+        """The reversed patch trigger of each candidate, best REASR first."""
+        assert isinstance(deployment, ABSDeployment) and deployment.triggers is not None
+        found = deployment.details["candidates"]
+        order = sorted(range(len(found)), key=lambda i: -found[i]["reasr"])
+        labels = tuple(
+            f"n{found[i]['neuron']} -> {found[i]['label']}, REASR {found[i]['reasr']:.2f}"
+            for i in order
+        )
+        verdict = "flagged" if deployment.flagged else "not flagged"
+        return [
+            Panel(
+                f"reversed patch triggers of the candidate neurons, best first ({verdict})",
+                "images",
+                deployment.triggers[order],
+                labels,
+            )
+        ]
 
     def _reverse(
         self, front: nn.Module, x: Tensor, neurons: Tensor, wins: list[Window], gen: torch.Generator

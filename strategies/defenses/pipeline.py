@@ -1,9 +1,9 @@
-"""Defense pipelines: ``strip+abs`` runs STRIP and ABS together, in the order written.
+"""Defense pipelines: ``strip+bdmae`` runs STRIP and BDMAE together, in the order written.
 
-Le Roux et al. mix input purification with model-level defenses; a pipeline is how Arena plays
-such a mix as one defender strategy. Each stage is fitted on the model the previous stage
-serves (a repair changes it; detectors and filters pass it on), and the served system is the
-composition of the stages:
+Le Roux et al. mix defenses (rejecting inputs with STRIP, then purifying the accepted ones with
+BDMAE); a pipeline is how Arena plays such a mix as one defender strategy. Each stage is fitted
+on the model the previous stage serves (a repair changes it; detectors, filters and input
+purifiers pass it on), and the served system is the composition of the stages:
 
 * ``flagged``: any stage flags the model (``None`` if no stage detects);
 * ``accept(x)``: every filter accepts, each stage seeing the input as the stages before it
@@ -11,12 +11,40 @@ composition of the stages:
 * ``purify(x)``: every stage's purification, in order;
 * ``predict(x)``: the last stage's model on the purified input.
 
+Which pipelines make sense. A served system takes an input through a gate, cleans it, and
+hands it to a model that was checked before deployment; a pipeline is written in that order,
+by the stages' kinds: **filters, then purifiers (of inputs, or repairs of the model), then
+detectors**. Anything else is refused with a one-line error that names the fix:
+
+1. *A filter after a purifier* (``bdmae+strip``, ``fine-pruning+strip``). A filter's threshold
+   is calibrated on the defender's clean images as they come, and it reads the backdoor's hold
+   on the received model (STRIP: the trigger survives superimposition). Behind an input
+   purifier it would judge images unlike those it was calibrated on, so its false-rejection
+   rate is no longer the one it was set to; behind a repair it would read a model whose
+   backdoor the repair has weakened. In front, it sees what it was calibrated for, and the
+   purifiers still clean what it lets through.
+2. *A detector before a purifier or a filter* (``abs+bdmae``, ``neural-cleanse+fine-pruning``).
+   An input stage neither changes the model nor depends on the detector, so the order changes
+   nothing and the detector-first spelling would only be a second name for the same strategy
+   (the duel and the cache tell strategies apart by their stage lists). Before a repair the
+   order does matter: the detector would judge the model as received while the repaired one
+   is served; last, its verdict is about the model actually deployed.
+3. *A defense named twice* (``strip+strip``). Its two stages would share one set of searched
+   parameters (the defender's space names them ``<defense>.<field>``), and a second copy only
+   repeats the first; a stronger setting of its own parameters is the way to ask for more.
+4. *``none`` in a pipeline* (``strip+none``). It does nothing; the pipeline without it is the
+   same strategy.
+
+Stages of the same kind keep the order written: ``shrinkpad+bdmae`` and ``bdmae+shrinkpad``
+transform inputs in different orders, and both are sensible.
+
 A pipeline is not registered under a name of its own: :func:`build_defense` makes one from
 any ``+``-joined list of registered names, with one config per stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,10 +53,43 @@ import torch
 from arena.cache import ArtifactCache
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
-from strategies.defenses.base import Defense, DefenseConfig, Deployment, Kind
+from strategies.defenses.base import Defense, DefenseConfig, Deployment, Kind, Panel
 from strategies.registry import DEFENSES, lookup
 
 KIND_ORDER: tuple[Kind, ...] = ("none", "purifier", "filter", "detector")
+STAGE_ORDER: tuple[Kind, ...] = ("filter", "purifier", "detector")
+"""The order of kinds along a pipeline (see the module docstring)."""
+
+
+def check_pipeline(stages: Sequence[tuple[str, Kind]]) -> None:
+    """Refuse a pipeline of ``(name, kind)`` stages that makes no sense (the module docstring's
+    rules), with a one-line error that names the problem and the fix."""
+    if len(stages) < 2:
+        return
+    spec = "+".join(name for name, _ in stages)
+    names = [name for name, _ in stages]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(
+                f"defense pipeline {spec!r} names {name} twice; run it once and tune its own "
+                "parameters instead"
+            )
+    if "none" in names:
+        rest = "+".join(n for n in names if n != "none")
+        raise ValueError(
+            f"defense pipeline {spec!r} contains 'none', which does nothing; use {rest or 'none'}"
+        )
+    rank = [STAGE_ORDER.index(kind) for _, kind in stages]
+    for i in range(1, len(stages)):
+        late = [j for j in range(i) if rank[j] > rank[i]]
+        if late:
+            (first, first_kind), (name, kind) = stages[late[0]], stages[i]
+            order = sorted(range(len(names)), key=rank.__getitem__)  # stable: ties keep order
+            fixed = "+".join(names[j] for j in order)
+            raise ValueError(
+                f"defense pipeline {spec!r} puts {kind} {name} after {first_kind} {first}; "
+                f"stages go filters, then purifiers, then detectors: {fixed}"
+            )
 
 
 class PipelineDeployment(Deployment):
@@ -45,9 +106,14 @@ class PipelineDeployment(Deployment):
 
     def accept(self, x: torch.Tensor) -> torch.Tensor:
         ok = torch.ones(len(x), dtype=torch.bool)
-        for stage in self.stages:
-            ok &= stage.accept(x)
-            x = stage.purify(x)
+        # inputs are purified only as far as the last stage that filters (a stage that keeps
+        # Deployment.accept accepts everything), so a purifier at the end runs once, in predict
+        filters = [i for i, s in enumerate(self.stages) if type(s).accept is not Deployment.accept]
+        for i, stage in enumerate(self.stages[: max(filters, default=-1) + 1]):
+            if i in filters:
+                ok &= stage.accept(x)
+            if i < filters[-1]:
+                x = stage.purify(x)
         return ok
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +132,7 @@ class Pipeline(Defense):
     def __init__(self, stages: Sequence[Defense]) -> None:
         if len(stages) < 2:
             raise ValueError("a pipeline needs at least two defenses")
+        check_pipeline([(s.name, s.kind) for s in stages])
         super().__init__(DefenseConfig(), seed=stages[0].seed, cache=stages[0].cache)
         self.stages = list(stages)
         self.name = "+".join(s.name for s in stages)  # type: ignore[misc]
@@ -86,14 +153,26 @@ class Pipeline(Defense):
             current = deployment.model  # type: ignore[assignment]
         return PipelineDeployment(deployed)
 
+    def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
+        """Every stage's panels in order, titled by stage, each stage shown the inputs as the
+        stages before it purified them."""
+        assert isinstance(deployment, PipelineDeployment)
+        panels: list[Panel] = []
+        for stage, deployed in zip(self.stages, deployment.stages, strict=True):
+            for panel in stage.show(deployed, clean, triggered):
+                panels.append(dataclasses.replace(panel, title=f"{stage.name}: {panel.title}"))
+            clean = Split(deployed.purify(clean.x), clean.y)
+            triggered = Split(deployed.purify(triggered.x), triggered.y)
+        return panels
+
 
 def parse_defenses(spec: str) -> list[str]:
-    """The stage names of ``"a+b+c"``, each checked against the registry."""
+    """The stage names of ``"a+b+c"``, each checked against the registry, and together against
+    the rules of the module docstring."""
     names = [part.strip() for part in spec.split("+")]
     if any(not n for n in names):
-        raise ValueError(f"bad defense pipeline {spec!r}; join names with '+', e.g. strip+abs")
-    for name in names:
-        lookup(DEFENSES, "defense", name)
+        raise ValueError(f"bad defense pipeline {spec!r}; join names with '+', e.g. strip+bdmae")
+    check_pipeline([(n, lookup(DEFENSES, "defense", n).kind) for n in names])
     return names
 
 

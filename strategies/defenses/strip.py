@@ -22,7 +22,7 @@ from arena.data.splits import Split
 from arena.infer import logits
 from arena.models.base import ArenaNet
 from arena.params import param
-from strategies.defenses.base import Defense, DefenseConfig, Deployment
+from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.registry import register_defense
 
 
@@ -102,3 +102,27 @@ class Strip(Defense):
             "clean_entropy_median": float(scores.median()),
         }
         return deployment
+
+    def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
+        """Histograms of the entropy of clean and triggered inputs under superimposition, with
+        the threshold: inputs left of it are rejected."""
+        assert isinstance(deployment, StripDeployment) and deployment.pool is not None
+        cfg: StripConfig = self.config  # type: ignore[assignment]
+        if clean.x is deployment.pool:  # as calibrated: never blended with itself
+            model: ArenaNet = deployment.model  # type: ignore[assignment]
+            own = torch.arange(len(clean))
+            scores = blend_entropy(model, clean.x, clean.x, cfg, self.generator(), self_index=own)
+        else:
+            scores = deployment.entropy(clean.x)
+        attacked = deployment.entropy(triggered.x)
+        passed = float((attacked > deployment.threshold).float().mean()) if len(attacked) else 0.0
+        return [
+            Panel(
+                f"entropy of inputs superimposed with {cfg.overlays} clean images; "
+                f"{passed:.0%} of triggered inputs pass the threshold",
+                "histogram",
+                {"clean": scores, "triggered": attacked},
+                labels=("mean prediction entropy", "threshold"),
+                marker=deployment.threshold,
+            )
+        ]

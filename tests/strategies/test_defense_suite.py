@@ -15,7 +15,21 @@ from strategies.defenses import Defense
 NAMES = sorted(DEFENSES)
 
 # Smaller budgets where a defense has them, so the suite runs in seconds.
-FAST = {"steps": 20, "candidates": 3, "overlays": 8, "images_per_class": 1}
+FAST = {
+    "steps": 20,
+    "candidates": 3,
+    "overlays": 8,
+    "images_per_class": 1,
+    "epochs": 2,
+    "gen_steps": 20,
+    "probe_steps": 10,
+    "unlearn_epochs": 2,
+    "inpainter_epochs": 2,
+    "mae_epochs": 2,
+    "rounds": 2,
+    "masks_per_round": 2,
+    "refine_steps": 2,
+}
 
 
 def make(name: str, seed: int = 0) -> Defense:
