@@ -29,9 +29,12 @@ examples:
   arena evaluate --attacker badnets --defender strip
   arena evaluate --attacker tca --defender abs --json
   arena duel --attacker tca --defender abs --budget quick
+  arena dashboard --storage sqlite:///runs/arena.db
   arena evaluate --attacker badnets --defender abs -A size=0.25 -D mask_budget=0.1
   arena train --attacker badnets --out badnet.safetensors
   arena defend --model badnet.safetensors --defender strip
+  arena show-defense --defender neural-cleanse --attacker badnets --out figures
+  arena show-triggers --out figures
 """
 
 
@@ -135,6 +138,7 @@ def build_configs(
     from arena.overrides import apply_overrides
     from arena.train import TrainConfig
     from strategies import attack_class, defense_class
+    from strategies.defenses import parse_defenses
 
     out: dict[str, Any] = {}
     if attacker is not None:
@@ -142,10 +146,26 @@ def build_configs(
         out["attack"] = apply_overrides(attack_cfg, getattr(args, "attack_param", None), attacker)
         out["train"] = apply_overrides(TrainConfig(), getattr(args, "train_param", None), "train")
     if defender is not None:
-        defense_cfg = defense_class(defender).config_cls()
-        out["defense"] = apply_overrides(
-            defense_cfg, getattr(args, "defense_param", None), defender
-        )
+        names = parse_defenses(defender)
+        items = getattr(args, "defense_param", None) or []
+        if len(names) == 1:
+            defense_cfg = defense_class(defender).config_cls()
+            out["defense"] = apply_overrides(defense_cfg, items, defender)
+        else:  # a pipeline: -D stage.field=value
+            stray = [i for i in items if i.partition("=")[0].partition(".")[0] not in names]
+            if stray:
+                raise ValueError(
+                    f"defense parameter {stray[0]!r} names no stage of {defender}; in a pipeline "
+                    f"write -D STAGE.FIELD=VALUE, e.g. -D {names[-1]}.FIELD=VALUE"
+                )
+            out["defense"] = [
+                apply_overrides(
+                    defense_class(n).config_cls(),
+                    [i.partition(".")[2] for i in items if i.partition(".")[0] == n],
+                    n,
+                )
+                for n in names
+            ]
     return out
 
 
@@ -179,7 +199,9 @@ class EvaluateCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--attacker", required=True, help="attack name (see `arena list`)")
-        parser.add_argument("--defender", default="none", help="defense name (default none)")
+        parser.add_argument(
+            "--defender", default="none", help="defense, or a pipeline such as strip+bdmae (none)"
+        )
         add_data_arguments(parser)
         add_param_arguments(parser, attack=True, defense=True)
         add_gate_arguments(parser)
@@ -323,6 +345,7 @@ class DefendCommand(Command):
                 num_classes=data.num_classes,
                 cache=cache,
             )
+            attack.prepare(data.train)
             triggered = attack.poisoned_test(
                 data.test, torch.Generator().manual_seed(args.seed + 1)
             )
@@ -339,9 +362,21 @@ class DefendCommand(Command):
 
 
 def commands() -> list[Command]:
+    from arena.cli_dashboard import DashboardCommand
     from arena.cli_duel import DuelCommand
+    from arena.cli_show import ShowDefenseCommand
+    from arena.cli_triggers import ShowTriggersCommand
 
-    return [ListCommand(), EvaluateCommand(), DuelCommand(), TrainCommand(), DefendCommand()]
+    return [
+        ListCommand(),
+        EvaluateCommand(),
+        DuelCommand(),
+        DashboardCommand(),
+        TrainCommand(),
+        DefendCommand(),
+        ShowDefenseCommand(),
+        ShowTriggersCommand(),
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

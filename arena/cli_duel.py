@@ -27,7 +27,11 @@ class DuelCommand(Command):
             "\nexamples:\n"
             "  arena duel --attacker tca --defender abs --budget quick\n"
             "  arena duel --attacker all --defender strip+abs\n"
-            "  optuna-dashboard sqlite:///runs/arena.db    # watch the studies\n"
+            "  arena duel ... --address auto --storage postgresql://arena@head/arena "
+            "--cache /shared/arena-cache\n"
+            "  arena dashboard --storage sqlite:///runs/arena.db    # watch the studies "
+            "(optuna-dashboard)\n"
+            "\nclusters, shared storage, the dashboard and recovery: docs/cluster.md\n"
         )
         parser.add_argument(
             "--attacker",
@@ -56,7 +60,8 @@ class DuelCommand(Command):
         run.add_argument(
             "--storage",
             default=None,
-            help="Optuna storage URL (default sqlite:///runs/arena.db)",
+            help="Optuna storage URL: sqlite:///FILE (default sqlite:///runs/arena.db), "
+            "journal:///FILE.log, postgresql://USER:PASSWORD@HOST/DB",
         )
         run.add_argument("--out", default=None, help="output folder (default runs/duels/NAME)")
         run.add_argument(
@@ -73,7 +78,34 @@ class DuelCommand(Command):
         run.add_argument(
             "--address",
             default=None,
-            help="Ray cluster to join ('auto', 'ray://host:10001'; default: start one here)",
+            help="Ray cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001'; default: "
+            "$RAY_ADDRESS if set, else a private Ray instance on this machine)",
+        )
+        run.add_argument(
+            "--device",
+            choices=("auto", "cpu", "cuda"),
+            default="auto",
+            help="where trials train and infer (default auto: cuda if a GPU is visible here "
+            "or on the cluster, else cpu)",
+        )
+        run.add_argument(
+            "--cpus-per-trial",
+            type=float,
+            default=None,
+            help="CPUs per trial and cell task (default: 1, or 2-4 for large networks)",
+        )
+        run.add_argument(
+            "--gpus-per-trial",
+            type=float,
+            default=None,
+            help="GPUs per trial with --device cuda (default: 0.25 for small networks, "
+            "0.5 or 1 for large ones)",
+        )
+        run.add_argument(
+            "--max-failures",
+            type=int,
+            default=2,
+            help="times a trial whose worker died is run again (default 2)",
         )
         parser.add_argument("--json", action="store_true", help="print duel.json at the end")
 
@@ -84,10 +116,11 @@ class DuelCommand(Command):
         from arena.evaluate import Gates
         from arena.game.budget import BUDGETS, Budget
         from arena.payoff import Setting
+        from arena.ray_runner import Compute
         from strategies.defenses import parse_defenses
         from studies.oracle import DuelInterrupted
         from studies.players import parse_attackers
-        from studies.storage import DEFAULT_STORAGE, open_storage
+        from studies.storage import DEFAULT_STORAGE, open_storage, redact
 
         preset = BUDGETS[args.budget]
         overrides = {
@@ -113,13 +146,26 @@ class DuelCommand(Command):
         name = args.name or spec.name
         storage = args.storage or DEFAULT_STORAGE
         out = args.out or f"runs/duels/{name}"
-        # names and storage are checked before anything runs, so a typo costs nothing
+        compute = Compute(
+            address=args.address,
+            device=args.device,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            max_failures=args.max_failures,
+        )
+        # names, device, storage and cache are checked before anything runs, so a typo
+        # costs nothing (the cluster, if any, is joined and checked by run_duel, still
+        # before any work)
         parse_attackers(args.attacker)
         parse_defenses(args.defender)
+        if not compute.target:
+            from arena.device import resolve_device
+
+            resolve_device(args.device)
         open_storage(absolute_storage(storage))
         ArtifactCache(args.cache)
         view = DuelView(quiet=args.json)
-        view.start(name, spec, storage)
+        view.start(name, spec, storage, compute.where())
         try:
             result = run_duel(
                 spec,
@@ -127,15 +173,15 @@ class DuelCommand(Command):
                 storage_url=storage,
                 out_dir=out,
                 resume=args.resume,
-                address=args.address,
-                hooks=view.hooks(),
+                compute=compute,
+                hooks=view.hooks(show_nodes=bool(compute.target)),
             )
         except DuelInterrupted as e:
             raise CLIError(str(e)) from None
         except KeyboardInterrupt:
             view.say(
-                f"interrupted. Finished trials are kept in {storage} and the cache; continue "
-                "with the same command and --resume"
+                f"interrupted. Finished trials are kept in {redact(storage)} and the cache; "
+                "continue with the same command and --resume"
             )
             return 130
         paths = write_report(result, out)
@@ -159,19 +205,26 @@ class DuelView:
     def say(self, text: str) -> None:
         self.console.print(text)
 
-    def start(self, name: str, spec: Any, storage: str) -> None:
+    def start(self, name: str, spec: Any, storage: str, where: str = "") -> None:
+        from studies.storage import redact
+
         b = spec.budget
         self.say(
             f"[bold]duel {name}[/]: {spec.attacker} vs {spec.defender} on "
             f"{spec.setting.data.name} ({spec.setting.model}); up to {b.rounds} rounds of "
-            f"{b.attacker_trials}+{b.defender_trials} trials; studies in {storage}"
+            f"{b.attacker_trials}+{b.defender_trials} trials; studies in {redact(storage)}"
+            + (f"; on {where}" if where else "")
         )
 
-    def hooks(self) -> Any:
+    def hooks(self, show_nodes: bool = False) -> Any:
         from arena.duel import Hooks
 
         def on_trial(e: Any) -> None:
             extra = f", trained {e.trained}" if e.trained else ""
+            if e.retries:
+                extra += f", retried {e.retries}x"
+            if show_nodes and e.node:
+                extra += f", node {e.node[:8]}"
             self.say(
                 f"  r{e.round} {e.side:<8} {e.strategy:<22} payoff {e.objective:.3f}  "
                 f"[dim]{e.wall_seconds:.1f}s{extra}[/]"
@@ -194,6 +247,8 @@ class DuelView:
     def summary(self, result: dict[str, Any], files: list[str], storage: str) -> None:
         from rich.console import Console
         from rich.table import Table
+
+        from studies.storage import redact
 
         out = Console(highlight=False)
         ci = result["value_ci"]
@@ -220,6 +275,7 @@ class DuelView:
                 f"{result['trainings']} models trained, {result['cache_hits']} cells from "
                 f"the cache, {result['seconds']['total']:.0f} s",
             ),
+            ("where", _where(result)),
         ]
         for side in ("attacker", "defender"):
             mix = ", ".join(f"{e['strategy']} {e['weight']:.2f}" for e in result[f"{side}_mix"])
@@ -228,4 +284,15 @@ class DuelView:
             table.add_row(k, v)
         out.print(table)
         out.print("wrote " + ", ".join(files))
-        out.print(f"watch the studies: optuna-dashboard {storage}")
+        out.print(f"watch the studies: arena dashboard --storage {redact(storage)}")
+
+
+def _where(result: dict[str, Any]) -> str:
+    """``cpu, 2 Ray nodes (3 + 2 trials, ...)``: the device and how the work spread."""
+    nodes = result.get("nodes", {})
+    line = f"{result['duel'].get('device', 'cpu')} on {result['duel'].get('ray', 'local')} Ray"
+    if len(nodes) > 1:
+        trials = " + ".join(str(n["trials"]) for n in nodes.values())
+        tasks = " + ".join(str(n["cell_tasks"]) for n in nodes.values())
+        line += f", {len(nodes)} nodes: {trials} trials, {tasks} cell tasks"
+    return line

@@ -3,6 +3,11 @@
 A duel is named after its settings (``tca-vs-abs-<hash>``), so an identical second run finds
 its studies finished in the storage and its cells in the cache, and replays without training;
 a run cut short is continued with ``resume``. See DESIGN.md, "The solver".
+
+Before any work the duel opens its storage (a server that cannot be reached is an error),
+settles where it runs (``Compute``: a local Ray instance or a cluster, joined now) and on which
+device, and on a cluster checks that every node sees the artifact cache. ``duel.json`` records
+how many trials and cell tasks ran on each node.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from arena.cache import content_key
 from arena.game import Outcome, Round, double_oracle
 from arena.game.budget import Budget
 from arena.payoff import Setting, Tally, load_data, mean_payoff
-from arena.ray_runner import play_rows
+from arena.ray_runner import Compute, check_shared_cache, play_rows, resolve_compute
 from studies.oracle import TrialEvent, TuneOracle
 from studies.players import (
     AttackerSpace,
@@ -33,7 +38,7 @@ from studies.players import (
     DefenderStrategy,
     parse_attackers,
 )
-from studies.storage import DEFAULT_STORAGE, open_storage
+from studies.storage import DEFAULT_STORAGE, journal_path, open_storage, redact, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +86,13 @@ def absolute_url(url: str) -> str:
 
 
 def absolute_storage(url: str) -> str:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        return "sqlite:///" + os.path.abspath(url.removeprefix("sqlite:///"))
+    """A SQLite or journal file's URL with an absolute path; other URLs unchanged."""
+    path = sqlite_path(url)
+    if path is not None:
+        return "sqlite:///" + os.path.abspath(path)
+    path = journal_path(url)
+    if path is not None:
+        return "journal://" + os.path.abspath(path)
     return url
 
 
@@ -94,17 +104,26 @@ def run_duel(
     out_dir: str | Path = "runs/duels",
     resume: bool = False,
     address: str | None = None,
+    compute: Compute | None = None,
     hooks: Hooks | None = None,
 ) -> dict[str, Any]:
-    """Play the duel and write ``out_dir/duel.json``; returns its content."""
+    """Play the duel and write ``out_dir/duel.json``; returns its content. ``address``
+    (shorthand for ``compute.address``) joins a Ray cluster; ``compute`` also picks the device,
+    the resources per trial and the retries of lost trials."""
     hooks = hooks or Hooks()
     start = time.perf_counter()
     name = name or spec.name
+    compute = compute or Compute()
+    if address:
+        compute = replace(compute, address=address)
+    storage_url = absolute_storage(storage_url)
+    open_storage(storage_url)  # a bad URL or an unreachable server fails here, before any work
+    device = resolve_compute(compute)  # joins the cluster, if any; "cuda" with no GPU fails
+    setting = replace(spec.setting, cache_url=absolute_url(spec.setting.cache_url), device=device)
+    if compute.target:
+        check_shared_cache(setting.cache_url)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    setting = replace(spec.setting, cache_url=absolute_url(spec.setting.cache_url))
-    storage_url = absolute_storage(storage_url)
-    open_storage(storage_url)  # a bad URL fails here, before any work
     data = load_data(setting.data)
     attackers = AttackerSpace(parse_attackers(spec.attacker), num_classes=data.num_classes)
     defenders = DefenderSpace(spec.defender, num_classes=data.num_classes)
@@ -120,7 +139,7 @@ def run_duel(
             tune_dir=str((out / "tune").resolve()),
             seed=spec.seed,
             resume=resume,
-            address=address,
+            compute=compute,
             on_trial=hooks.on_trial,
         )
         for side, space, trials in (
@@ -139,7 +158,7 @@ def run_duel(
         rows = list(by_attacker.items())
         if hooks.on_phase:
             hooks.on_phase(f"payoff matrix: {len(pairs)} new cell(s)")
-        played = play_rows(rows, spec.seeds, setting, tally, address=address)
+        played = play_rows(rows, spec.seeds, setting, tally, compute=compute)
         values = {
             (a, d): mean_payoff(c)
             for (a, ds), row in zip(rows, played, strict=True)
@@ -161,8 +180,9 @@ def run_duel(
     t0 = time.perf_counter()
     if hooks.on_phase and spec.budget.ci_seeds:
         hooks.on_phase(f"confidence interval: the support on {spec.budget.ci_seeds} fresh seed(s)")
-    ci = value_interval(outcome, spec, setting, tally, address)
+    ci = value_interval(outcome, spec, setting, tally, compute)
     ci_seconds = time.perf_counter() - t0
+    cell_nodes = dict(tally.nodes)
     for oracle in oracles.values():
         tally.merge(oracle.tally)
     result = summarize(outcome, ci, tally)
@@ -170,8 +190,10 @@ def run_duel(
         "name": name,
         "attacker": spec.attacker,
         "defender": spec.defender,
-        "storage": storage_url,
+        "storage": redact(storage_url),  # duel.json and report.md never hold a password
         "cache": setting.cache_url,
+        "ray": compute.target or "local",
+        "device": device,
         "budget": asdict(spec.budget),
         "seed": spec.seed,
         **setting.describe(),
@@ -183,12 +205,28 @@ def run_duel(
         "studies": round(sum(sum(o.tuner_seconds) for o in oracles.values()), 2),
     }
     result["trials"] = [asdict(e) for o in oracles.values() for e in o.events]
+    result["nodes"] = node_counts(result["trials"], cell_nodes)
     (out / "duel.json").write_text(json.dumps(result, indent=2, default=float))
     return result
 
 
+def node_counts(trials: Sequence[dict[str, Any]], cell_tasks: dict[str, int]) -> dict[str, Any]:
+    """Per Ray node id: the trials and the cell tasks this run executed there."""
+    out: dict[str, dict[str, int]] = {}
+    for t in trials:
+        entry = out.setdefault(t["node"] or "unknown", {"trials": 0, "cell_tasks": 0})
+        entry["trials"] += 1
+    for node, n in cell_tasks.items():
+        out.setdefault(node, {"trials": 0, "cell_tasks": 0})["cell_tasks"] += n
+    return out
+
+
 def value_interval(
-    outcome: Outcome[Any, Any], spec: DuelSpec, setting: Setting, tally: Tally, address: str | None
+    outcome: Outcome[Any, Any],
+    spec: DuelSpec,
+    setting: Setting,
+    tally: Tally,
+    compute: Compute | None = None,
 ) -> dict[str, Any]:
     """The equilibrium's value re-measured on fresh seeds: for each seed ``s``,
     ``v_s = x_S^T M_s y_S`` over the two supports; the mean and a 95% Student-t interval
@@ -205,7 +243,7 @@ def value_interval(
         seeds,
         setting,
         tally,
-        address=address,
+        compute=compute,
     )
     values = []
     for s in range(n):

@@ -31,9 +31,9 @@ from arena.infer import accuracy
 from arena.models import ArenaNet, build_model
 from arena.params import config_to_dict
 from arena.train import TrainConfig, train_classifier
-from strategies import attack_class, defense_class
+from strategies import attack_class
 from strategies.attacks import Attack
-from strategies.defenses import Defense, Deployment
+from strategies.defenses import Defense, Deployment, build_defense, parse_defenses
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,8 @@ def train_model(
     }
     kind = "clean" if attack is None else "badnet"
     key = content_key(kind, spec)
+    if attack is not None:
+        attack.prepare(data.train)  # its trained parts, needed by the poisoned test set too
     hit = cache.load_model(kind, key)
     if hit is not None:
         return Trained(hit[0], hit[1], cached=True, key=key)
@@ -307,7 +309,9 @@ def evaluate(
     cache: ArtifactCache | None = None,
     gates: Gates = Gates(),
 ) -> CellResult:
-    """Load the data, build both strategies by name and score the cell."""
+    """Load the data, build both strategies by name and score the cell. ``defender`` may be a
+    pipeline (``strip+bdmae``); its ``defense_config`` is then one config (or ``None``) per
+    stage."""
     start = time.perf_counter()
     data = data_ref.load()
     data_seconds = time.perf_counter() - start
@@ -315,7 +319,9 @@ def evaluate(
     attack = attack_class(attacker)(
         attack_config, image_shape=data.image_shape, num_classes=data.num_classes, cache=cache
     )
-    defense = defense_class(defender)(defense_config, seed=seed, cache=cache)
+    names = parse_defenses(defender)
+    configs = [defense_config] if len(names) == 1 else defense_config
+    defense = build_defense(names, configs, seed=seed, cache=cache)
     result = evaluate_cell(
         attack,
         defense,

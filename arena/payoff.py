@@ -25,12 +25,14 @@ METRICS = ("ca", "asr", "sda", "sasr", "far", "frr")
 
 @dataclass(frozen=True)
 class Setting:
-    """What every cell of a duel shares."""
+    """What every cell of a duel shares. ``device`` (``cpu`` or ``cuda``) is where its workers
+    train and infer; like the cache, it is not part of what a cell is (:meth:`describe`)."""
 
     data: DataRef = DataRef()
     model: str = DEFAULT_MODEL
     gates: Gates = Gates()
     cache_url: str = DEFAULT_CACHE
+    device: str = "cpu"
 
     def describe(self) -> dict[str, Any]:
         return {"data": asdict(self.data), "model": self.model, "gates": asdict(self.gates)}
@@ -52,12 +54,14 @@ class Cell:
 
 @dataclass
 class Tally:
-    """Work done, summed over cells: models trained, cells computed, cells read from the cache."""
+    """Work done, summed over cells: models trained, cells computed, cells read from the cache,
+    and Ray tasks run per node id."""
 
     trained: int = 0
     computed: int = 0
     cache_hits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    nodes: dict[str, int] = field(default_factory=dict)
 
     def add(self, cell: Cell) -> None:
         self.trained += cell.trained
@@ -70,6 +74,8 @@ class Tally:
         self.trained += other.trained
         self.computed += other.computed
         self.cache_hits += other.cache_hits
+        for node, n in other.nodes.items():
+            self.nodes[node] = self.nodes.get(node, 0) + n
 
 
 @functools.lru_cache(maxsize=4)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from arena.data.splits import Split
+from arena.device import current_device, module_device
 from arena.models.base import ArenaNet
 from arena.params import param
 
@@ -140,12 +141,41 @@ def run_loop(
     seed: int,
     parameters: Sequence[nn.Parameter] | None = None,
     callback: Callback | None = None,
+    device: torch.device | str | None = None,
 ) -> TrainResult:
     """Minimise ``loss_fn(*batch)`` over shuffled mini-batches of ``tensors``.
 
     ``tensors`` share their first dimension; each step indexes all of them with one random
     batch of indices. ``parameters`` defaults to every parameter of ``module``.
+
+    ``device`` (default: the CPU) trains there: ``module`` and ``tensors`` are moved to it,
+    ``loss_fn`` gets batches on it, and ``module`` goes back to where it was afterwards. Pass
+    ``arena.device.current_device()`` where ``loss_fn`` is device-agnostic (holds no CPU
+    tensors of its own); the batch order is drawn on the CPU, so a seed gives the same batches
+    on every device.
     """
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type == "cpu":
+        return _run_loop(module, tensors, loss_fn, config, seed, parameters, callback, dev)
+    home = module_device(module)
+    module.to(dev)
+    try:
+        on_dev = [t.to(dev) for t in tensors]
+        return _run_loop(module, on_dev, loss_fn, config, seed, parameters, callback, dev)
+    finally:
+        module.to(home)
+
+
+def _run_loop(
+    module: nn.Module,
+    tensors: Sequence[torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor],
+    config: TrainConfig,
+    seed: int,
+    parameters: Sequence[nn.Parameter] | None,
+    callback: Callback | None,
+    device: torch.device,
+) -> TrainResult:
     set_threads()
     n = int(tensors[0].shape[0])
     if n == 0:
@@ -167,7 +197,8 @@ def run_loop(
             group["lr"] = lr * factor
         # One shuffle per epoch, cut into whole batches (the last partial batch is dropped).
         batches = torch.randperm(n, generator=generator)[: n // bs * bs].view(-1, bs)
-        total = torch.zeros(())
+        batches = batches.to(device)
+        total = torch.zeros((), device=device)
         for index in batches:
             loss = loss_fn(*(t.index_select(0, index) for t in tensors))  # t[index], faster
             for p in params:  # zero_grad(set_to_none=True) without its per-call overhead
@@ -296,14 +327,23 @@ def train_classifier(
             ]
 
         def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            if batch_hook is not None:
-                x, y = batch_hook(x, y)
+            if batch_hook is not None:  # attacks poison on the CPU, wherever training runs
+                hx, hy = batch_hook(x.cpu(), y.cpu())
+                x, y = hx.to(x.device), hy.to(y.device)
             x = augment(x, config.augmentation)
             if channels_last:  # once here, not once in each of the first conv's passes
                 x = x.contiguous(memory_format=torch.channels_last)
             return loss_of(model, x, y)
 
-        return run_loop(model, (data.x, data.y), loss_fn, config, seed=seed, callback=callback)
+        return run_loop(
+            model,
+            (data.x, data.y),
+            loss_fn,
+            config,
+            seed=seed,
+            callback=callback,
+            device=current_device(),
+        )
     finally:
         for handle in handles:
             handle.remove()

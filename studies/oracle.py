@@ -17,6 +17,11 @@ The answer is read back from the storage (the best complete trial), so a finishe
 answers again without running anything, and a study cut short continues where it stopped
 (``resume``): trials that were running when the run stopped are marked failed and enqueued
 again, finished ones are kept.
+
+Faults: a trial whose worker dies (a node lost, the process killed) is run again by Tune, up to
+``Compute.max_failures`` times, with the same parameters; the searcher hears of the trial only
+when it ends, so the Optuna trial stays RUNNING meanwhile and is told once. Each trial records
+the node it ran on (user attribute ``node``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from optuna.trial import TrialState
 
 from arena.game import Response
 from arena.payoff import METRICS, Cell, Setting, Tally, gate_margins, mean_payoff, play, play_row
+from arena.ray_runner import Compute
 from studies.players import AttackerSpace, AttackerStrategy, DefenderSpace
 from studies.storage import open_storage, study_name
 
@@ -74,6 +80,8 @@ class TrialEvent:
     inner_seconds: float
     trained: int
     cache_hits: int
+    node: str = ""
+    retries: int = 0
 
 
 def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
@@ -133,10 +141,10 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     """The Ray Tune trainable: score the suggested strategy and report once."""
     from ray import tune
 
-    from arena.ray_runner import pin_threads
+    from arena.ray_runner import prepare_worker
 
-    pin_threads()
-    tune.report(score_trial(config, job))
+    node = prepare_worker(job.setting)
+    tune.report({**score_trial(config, job), "node": node})
 
 
 USER_ATTRS = (
@@ -147,6 +155,7 @@ USER_ATTRS = (
     "payoffs",
     "trained",
     "inner_seconds",
+    "node",
 )
 
 
@@ -174,6 +183,13 @@ def _searcher_class() -> type:
     return RecordingOptunaSearch
 
 
+def rerun_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """What a trial cut off by an interruption is run again with: the parameters it was
+    enqueued with (a warm start, a partly fixed recipe) and those already sampled. A trial cut
+    off while its parameters were being sampled never ran; the sampler completes it anew."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
 @dataclass
 class TuneOracle:
     """A side's best-response oracle for one duel (see the module docstring)."""
@@ -187,7 +203,7 @@ class TuneOracle:
     tune_dir: str
     seed: int = 0
     resume: bool = False
-    address: str | None = None
+    compute: Compute = Compute()
     on_trial: Callable[[TrialEvent], None] | None = None
     tally: Tally = field(default_factory=Tally)
     events: list[TrialEvent] = field(default_factory=list)
@@ -254,7 +270,12 @@ class TuneOracle:
         left to run."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = open_storage(self.storage_url)
-        existing = {s.study_name for s in storage.get_all_studies()}
+        existing = {
+            s.study_name: "planned_trials" in s.user_attrs for s in storage.get_all_studies()
+        }
+        if existing.get(name) is False:  # cut off while being prepared: no trial ever ran
+            optuna.delete_study(study_name=name, storage=storage)
+            del existing[name]
         study = optuna.create_study(
             storage=storage,
             study_name=name,
@@ -267,7 +288,6 @@ class TuneOracle:
             study.set_user_attr("duel", self.duel)
             study.set_user_attr("side", self.space.side)
             study.set_user_attr("round", round_)
-            study.set_user_attr("planned_trials", len(warm) + self.trials)
             study.set_user_attr("warm_start", len(warm))
             study.set_user_attr(
                 "opponents", [{"strategy": o.label, "weight": w} for o, w in support]
@@ -279,6 +299,8 @@ class TuneOracle:
             for i in range(self.trials // 2 if anchors else 0):
                 # partly fixed trials: the sampler picks the rest (Optuna's partial enqueue)
                 study.enqueue_trial(anchors[i % len(anchors)])
+            # last: a study without it was cut off before it was ready, and is made again
+            study.set_user_attr("planned_trials", len(warm) + self.trials)
         trials = study.get_trials(deepcopy=False)
         planned = int(study.user_attrs.get("planned_trials", self.trials))
         stale = [t for t in trials if t.state == TrialState.RUNNING]
@@ -296,16 +318,20 @@ class TuneOracle:
             )
         for t in stale:  # trials cut off by an interruption: run them again
             study.tell(t.number, state=TrialState.FAIL)
-            study.enqueue_trial(t.params)
+            study.enqueue_trial(rerun_params(t))
             requeued.add(t.number)
         if stale:
             study.set_user_attr("requeued", sorted(requeued))
         return study, remaining
 
     def _tune(self, name: str, round_: int, study: optuna.Study, job: TrialJob, n: int) -> None:
-        from arena.ray_runner import ensure_ray
+        from arena.ray_runner import cluster_info, ensure_ray, plan_resources
 
-        ensure_ray(self.address)
+        ensure_ray(self.compute.target)
+        resources = plan_resources(self.compute, self.setting)
+        # Tune keeps one trial pending at a time behind a custom searcher unless told how many
+        # may run at once; then it starts as many actors together as the cluster holds
+        concurrent = min(n, cluster_info().slots(resources))
         from ray import tune
 
         from studies.tune_progress import TrialProgress
@@ -318,12 +344,15 @@ class TuneOracle:
             study_name=name,
             storage=open_storage(self.storage_url),
         )
-        trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), {"cpu": 1})
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, job=job), resources.for_tune()
+        )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
                 num_samples=n,
+                max_concurrent_trials=concurrent,
                 metric="objective",
                 mode="max" if self.space.direction == "maximize" else "min",
                 reuse_actors=True,
@@ -334,6 +363,9 @@ class TuneOracle:
                 storage_path=self.tune_dir,
                 verbose=0,
                 callbacks=[TrialProgress(self, round_, name)],
+                # a trial whose worker died runs again with the same parameters; Optuna is
+                # told only of its end, so the study holds it once
+                failure_config=tune.FailureConfig(max_failures=self.compute.max_failures),
             ),
         )
         start = time.perf_counter()

@@ -7,12 +7,15 @@ whatever display it drives, stays in the driver).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from ray import tune
 
 from studies.oracle import TrialEvent, TuneOracle
+
+log = logging.getLogger(__name__)
 
 
 class TrialProgress(tune.Callback):  # type: ignore[misc]
@@ -25,6 +28,14 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.started[trial.trial_id] = time.perf_counter()
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        log.warning(
+            "a trial of %s lost its worker or raised; running it again (retry %d of %d)",
+            self.study,
+            trial.run_metadata.num_failures,
+            trial.max_failures,
+        )
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if not hasattr(self, "oracle"):
@@ -43,5 +54,7 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
                 inner_seconds=float(result.get("inner_seconds", float("nan"))),
                 trained=int(result.get("trained", 0)),
                 cache_hits=int(result.get("cache_hits", 0)),
+                node=str(result.get("node", "")),
+                retries=int(trial.run_metadata.num_failures),
             )
         )
