@@ -61,6 +61,7 @@ from strategies.defenses.restoration import (
     patch_masks,
     random_tokens,
     restore,
+    token_index,
     tokens_to_pixels,
     trained_restorer,
 )
@@ -93,12 +94,21 @@ def pixels_to_tokens(maps: Tensor, grid: int) -> Tensor:
     """Pixel maps (N, H, W) averaged over each token: (N, g, g), the inverse of
     :func:`~strategies.defenses.restoration.tokens_to_pixels`."""
     n, h, w = maps.shape
-    rows = torch.arange(h) * grid // h
-    cols = torch.arange(w) * grid // w
+    rows, cols = token_index(h, grid), token_index(w, grid)
     per_col = maps.new_zeros(n, h, grid).index_add_(2, cols, maps)
     sums = maps.new_zeros(n, grid, grid).index_add_(1, rows, per_col)
     counts = torch.bincount(rows, minlength=grid)[:, None] * torch.bincount(cols, minlength=grid)
     return sums / counts.clamp_min(1)
+
+
+def mean_restoration(x: Tensor, restored: Tensor, pixels: Tensor) -> tuple[Tensor, Tensor]:
+    """Restorations ``restored`` (K * N, C, H, W) of images ``x`` (N, C, H, W) under pixel masks
+    ``pixels`` (K * N, 1, H, W), mask by mask, averaged where the masks overlap (``x`` where
+    none covers a pixel), and how many masks cover each pixel (N, 1, H, W)."""
+    n, c, h, w = x.shape
+    filled = (restored * pixels).view(-1, n, c, h, w).sum(dim=0)
+    count = pixels.view(-1, n, 1, h, w).sum(dim=0)
+    return torch.where(count > 0, filled / count.clamp_min(1), x), count
 
 
 def ssim_window(side: int) -> int:
@@ -160,7 +170,7 @@ class BDMAEDeployment(Deployment):
         import kornia
 
         cfg = self.config
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         g = min(cfg.grid, h, w)
         m = cfg.masks_per_round
         base = predict(self.model, x)
@@ -172,9 +182,7 @@ class BDMAEDeployment(Deployment):
             restored, labels = self._label(x.repeat(m, 1, 1, 1), pixels)
             flipped = (labels != base.repeat(m)).float()
             label_score += (tokens * flipped.view(-1, 1, 1)).view(m, n, g, g).sum(dim=0)
-            filled = (restored * pixels).view(m, n, c, h, w).sum(dim=0)
-            count = pixels.view(m, n, 1, h, w).sum(dim=0)
-            mix = torch.where(count > 0, filled / count.clamp_min(1), x)
+            mix, _ = mean_restoration(x, restored, pixels)
             ssim = kornia.metrics.ssim(x, mix, ssim_window(min(h, w))).mean(dim=1)
             image_score += pixels_to_tokens(1 - ssim, g)
         image_score /= cfg.rounds
@@ -219,13 +227,12 @@ class BDMAEDeployment(Deployment):
 
     def purify_with_masks(self, x: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """Purified images and the share of cuts that restored each pixel (N, 1, H, W)."""
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         cuts = self.cuts(self.scores(x, gen)).float()
         pixels = tokens_to_pixels(cuts.flatten(0, 1), h, w)
         restored = restore(self.mae, x.repeat(CUTS, 1, 1, 1), pixels)
-        filled = (restored * pixels).view(CUTS, n, c, h, w).sum(dim=0)
-        count = pixels.view(CUTS, n, 1, h, w).sum(dim=0)
-        return torch.where(count > 0, filled / count.clamp_min(1), x), count / CUTS
+        purified, count = mean_restoration(x, restored, pixels)
+        return purified, count / CUTS
 
     def purify(self, x: Tensor) -> Tensor:
         if len(x) == 0:
