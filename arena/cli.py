@@ -53,14 +53,20 @@ class Command(ABC):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("data and model")
-    group.add_argument(
+def add_dataset_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The options :func:`data_ref` reads: ``--dataset``, ``--data-path``, ``--image-size``,
+    ``--limit``."""
+    parser.add_argument(
         "--dataset", default=None, help="digits (default), shapes, cifar10, mnist, gtsrb, folder"
     )
-    group.add_argument("--data-path", default=None, help="where cifar10/mnist/gtsrb/folder live")
-    group.add_argument("--image-size", type=int, default=None, help="resize images to this side")
-    group.add_argument("--limit", type=int, default=None, help="at most this many images a split")
+    parser.add_argument("--data-path", default=None, help="where cifar10/mnist/gtsrb/folder live")
+    parser.add_argument("--image-size", type=int, default=None, help="resize images to this side")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images a split")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data and model")
+    add_dataset_arguments(group)
     group.add_argument("--model", default="small-cnn", help="architecture (see `arena list`)")
     group.add_argument("--seed", type=int, default=0, help="seed of poisoning and training")
     group.add_argument(

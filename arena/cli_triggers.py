@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from arena.cli import CLIError, Command, data_ref
+from arena.cli import CLIError, Command, add_dataset_arguments, data_ref
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +29,7 @@ class ShowTriggersCommand(Command):
         parser.add_argument(
             "--attackers", default="all", help="comma-separated attack names (default all)"
         )
-        parser.add_argument(
-            "--dataset",
-            default=None,
-            help="digits (default), shapes, cifar10, mnist, gtsrb, folder",
-        )
-        parser.add_argument(
-            "--data-path", default=None, help="where cifar10/mnist/gtsrb/folder live"
-        )
-        parser.add_argument(
-            "--image-size", type=int, default=None, help="resize images to this side"
-        )
-        parser.add_argument(
-            "--limit", type=int, default=None, help="at most this many images a split"
-        )
+        add_dataset_arguments(parser)
         parser.add_argument("--seed", type=int, default=0, help="seed of random trigger parts")
         parser.add_argument(
             "--cache",
