@@ -63,12 +63,16 @@ def redact(url: str) -> str:
         return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
+def _scheme(url: str) -> str:
+    """The database of a URL, without its driver: ``postgresql`` for ``postgresql+psycopg://``."""
+    return url.split("://", 1)[0].split("+", 1)[0]
+
+
 def _engine_kwargs(url: str) -> dict[str, Any]:
     """A connection timeout for database servers (so an unreachable host fails in seconds, not
     at the operating system's TCP timeout), and connections checked before use (a long duel
     outlives idle connections the server drops)."""
-    scheme = url.split("://", 1)[0].split("+", 1)[0]
-    if scheme not in SERVER_SCHEMES:
+    if _scheme(url) not in SERVER_SCHEMES:
         return {}
     return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
 
@@ -107,8 +111,7 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except ImportError as exc:
-        scheme = url.split("://", 1)[0].split("+", 1)[0]
-        hint = "; pip install 'arena[postgres]'" if scheme in DRIVERS else ""
+        hint = "; pip install 'arena[postgres]'" if _scheme(url) in DRIVERS else ""
         raise _error(url, f"no database driver: {exc.__cause__ or exc}{hint}") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; one line for all
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
