@@ -112,11 +112,6 @@ def load_reflections(source: str, first: int, count: int, height: int, width: in
     return torch.cat(out)
 
 
-def to_channels_batch(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """RGB images (N, 3, H, W) as ``channels`` channels (their luminance for one)."""
-    return torch.stack([to_channels(image, channels) for image in images])
-
-
 def reflection_layer(
     images: torch.Tensor, kind: str, *, blur: float, ghost_shift: float
 ) -> torch.Tensor:
@@ -146,9 +141,7 @@ class Refool(CleanLabelAttack):
         super().__init__(config, **kw)
         cfg: RefoolConfig = self.config  # type: ignore[assignment]
         c, h, w = self.image_shape
-        images = to_channels_batch(
-            load_reflections(cfg.source, cfg.first, cfg.reflections, h, w), c
-        )
+        images = to_channels(load_reflections(cfg.source, cfg.first, cfg.reflections, h, w), c)
         self.layers = reflection_layer(images, cfg.kind, blur=cfg.blur, ghost_shift=cfg.ghost_shift)
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -12,6 +12,8 @@ LOCATIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
 
 YELLOW = (1.0, 1.0, 0.0)
 RED = (1.0, 0.0, 0.0)
+LUMA = (0.299, 0.587, 0.114)
+"""Weights of red, green and blue in the luminance that stands for a colour on 1-channel data."""
 
 
 def side_pixels(fraction: float, side: int) -> int:
@@ -54,8 +56,8 @@ def colour_image(
 ) -> torch.Tensor:
     """A solid colour as a (C, H, W) image; on 1-channel data, the colour's luminance."""
     if channels == 1:
-        r, g, b = colour
-        return torch.full((1, height, width), 0.299 * r + 0.587 * g + 0.114 * b)
+        (r, g, b), (wr, wg, wb) = colour, LUMA
+        return torch.full((1, height, width), wr * r + wg * g + wb * b)
     return torch.tensor(colour, dtype=torch.float32).view(3, 1, 1).expand(3, height, width).clone()
 
 
@@ -107,12 +109,13 @@ def paste_at(
 
 
 def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
-    """An RGB image (3, H, W) as ``channels`` channels: itself, or its luminance for one."""
+    """RGB images (..., 3, H, W) as ``channels`` channels: themselves, or their luminance for
+    one."""
     if channels == 3:
         return image
     if channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
-        return (image * weights).sum(dim=0, keepdim=True)
+        weights = torch.tensor(LUMA, dtype=image.dtype).view(3, 1, 1)
+        return (image * weights).sum(dim=-3, keepdim=True)
     raise ValueError(f"images with {channels} channels are not supported; use 1 or 3")
 
 
