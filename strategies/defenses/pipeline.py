@@ -158,11 +158,13 @@ class Pipeline(Defense):
         stages before it purified them."""
         assert isinstance(deployment, PipelineDeployment)
         panels: list[Panel] = []
-        for stage, deployed in zip(self.stages, deployment.stages, strict=True):
+        last = len(self.stages) - 1
+        for i, (stage, deployed) in enumerate(zip(self.stages, deployment.stages, strict=True)):
             for panel in stage.show(deployed, clean, triggered):
                 panels.append(dataclasses.replace(panel, title=f"{stage.name}: {panel.title}"))
-            clean = Split(deployed.purify(clean.x), clean.y)
-            triggered = Split(deployed.purify(triggered.x), triggered.y)
+            if i < last:  # what the next stage sees; after the last, no stage would
+                clean = Split(deployed.purify(clean.x), clean.y)
+                triggered = Split(deployed.purify(triggered.x), triggered.y)
         return panels
 
 
