@@ -79,16 +79,17 @@ def plot_bounds(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _fields(config: dict[str, Any]) -> str:
+    """``k=v, ...`` with floats to 4 significant digits (``duel.json`` keeps them exact)."""
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items()
+    )
+
+
 def _params(entry: dict[str, Any]) -> str:
     if "stages" in entry:
-        parts = [
-            f"{s['name']}: " + ", ".join(f"{k}={v}" for k, v in s["config"].items())
-            for s in entry["stages"]
-        ]
-        return "; ".join(parts)
-    attack = ", ".join(f"{k}={v}" for k, v in entry["attack"].items())
-    train = ", ".join(f"{k}={v}" for k, v in entry["train"].items())
-    return f"{attack}; train: {train}"
+        return "; ".join(f"{s['name']}: {_fields(s['config'])}" for s in entry["stages"])
+    return f"{_fields(entry['attack'])}; train: {_fields(entry['train'])}"
 
 
 def _budget(b: dict[str, Any]) -> str:
