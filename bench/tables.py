@@ -85,7 +85,7 @@ def _pct(values: Sequence[float | None]) -> str:
     mean = 100 * statistics.fmean(vals)
     if len(vals) == 1:
         return f"{mean:.1f}"
-    return f"{mean:.1f} ({100 * min(vals):.0f}-{100 * max(vals):.0f})"
+    return f"{mean:.1f} ({100 * min(vals):.1f}-{100 * max(vals):.1f})"
 
 
 def attack_table(results: list[dict[str, Any]], attacks: Sequence[str]) -> list[str]:
