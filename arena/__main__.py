@@ -2,6 +2,6 @@
 
 import sys
 
-from arena.cli import main
+from arena.cli.app import main
 
 sys.exit(main())

@@ -5,7 +5,7 @@ clean reference model are trained once and cached (``--cache``). Then every regi
 read from the registry, runs with its default config, as ``arena evaluate`` runs it:
 
 * fit: ``Defense.fit(badnet, val)``;
-* serve: ``arena.evaluate.measure`` on the deployment (``accept`` and ``predict`` on the clean
+* serve: ``arena.cell.rules.measure`` on the deployment (``accept`` and ``predict`` on the clean
   and the triggered test sets);
 * clean check, detectors only: the fit on the clean model that the evaluator adds to catch
   false alarms (a duel caches it per clean model, so it is reported apart).
@@ -36,11 +36,13 @@ from typing import Any, TypeVar
 
 import torch
 
-from arena.cache import ArtifactCache
-from arena.data import Split
-from arena.evaluate import DataRef, Gates, measure, score, train_model
-from arena.infer import accuracy
-from arena.train import TrainConfig
+from arena.cell.artifacts import train_model
+from arena.cell.rules import measure, score
+from arena.cell.setting import Gates, Setting
+from arena.core.cache import ArtifactCache
+from arena.core.infer import accuracy
+from arena.core.train import TrainConfig
+from arena.data import DataRef, Split
 from strategies import DEFENSES, UnknownStrategy, attack_class, defense_class
 
 TARGET_SECONDS = 30.0
@@ -75,18 +77,16 @@ def warm_up(model: torch.nn.Module, data: Split) -> None:
 
 
 def bench(names: list[str], cache_url: str, parts_url: str, seed: int) -> dict[str, Any]:
-    ref = DataRef()
-    data = ref.load()
+    setting = Setting(data=DataRef(), model="small-cnn")
+    data = setting.splits()
     cache = ArtifactCache(cache_url)
     parts = ArtifactCache(parts_url)
     attack = attack_class("badnets")(
         None, image_shape=data.image_shape, num_classes=data.num_classes, cache=cache
     )
     recipe = TrainConfig()
-    clean, clean_s, _ = timed(partial(train_model, data, ref, "small-cnn", recipe, seed, cache))
-    bad, bad_s, _ = timed(
-        partial(train_model, data, ref, "small-cnn", recipe, seed, cache, attack=attack)
-    )
+    clean, clean_s, _ = timed(partial(train_model, setting, seed, cache, recipe=recipe))
+    bad, bad_s, _ = timed(partial(train_model, setting, seed, cache, recipe=recipe, attack=attack))
     triggered = attack.poisoned_test(data.test, torch.Generator().manual_seed(seed + 1))
     clean_ca = accuracy(clean.model, data.test.x, data.test.y)
     _, warm_s, _ = timed(partial(warm_up, bad.model, data.val))
@@ -101,9 +101,9 @@ def bench(names: list[str], cache_url: str, parts_url: str, seed: int) -> dict[s
         if defense.kind == "detector":
             verdict, check_s, check_cpu = timed(partial(defense.fit, clean.model, data.val))
             clean_flagged = verdict.flagged
-        payoff, decision = score(
+        ruling = score(
+            m,
             clean_ca=clean_ca,
-            **m,
             flagged=deployed.flagged,
             clean_flagged=clean_flagged,
             gates=Gates(),
@@ -122,11 +122,11 @@ def bench(names: list[str], cache_url: str, parts_url: str, seed: int) -> dict[s
                 "clean_check_cpu_s": check_cpu,
                 "total_cpu_s": fit_cpu + serve_cpu + check_cpu,
                 "within_target": fit_s + serve_s + check_s <= TARGET_SECONDS,
-                "sda": m["sda"],
-                "sasr": m["sasr"],
-                "frr": m["frr"],
-                "payoff": payoff,
-                "decided_by": decision["decided_by"],
+                "sda": m.sda,
+                "sasr": m.sasr,
+                "frr": m.frr,
+                "payoff": ruling.payoff,
+                "decided_by": ruling.decided_by,
                 "loadavg_1min_before": load,
             }
         )

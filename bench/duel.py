@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arena.duel import DuelSpec, run_duel
+from arena.cell.setting import Setting
+from arena.duels.run import DuelSpec, run_duel
 from arena.game.budget import BUDGETS
-from arena.payoff import Setting
 
 
 def measure(attacker: str, defender: str, budget: str, root: Path) -> dict[str, Any]:

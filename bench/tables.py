@@ -44,16 +44,17 @@ def _cell(job: tuple[str, str, int, str, str]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from arena.cache import ArtifactCache
-    from arena.evaluate import DataRef, evaluate
+    from arena.cell.play import evaluate
+    from arena.cell.setting import Setting
+    from arena.data import DataRef
+    from strategies.players import AttackerStrategy, DefenderStrategy
 
     start = time.perf_counter()
     result = evaluate(
-        attacker,
-        defender,
-        data_ref=DataRef(name=dataset),
+        AttackerStrategy.of(attacker),
+        DefenderStrategy.of(defender),
+        Setting(data=DataRef(name=dataset), cache_url=cache),
         seed=seed,
-        cache=ArtifactCache(cache),
     ).to_json()
     result["wall"] = time.perf_counter() - start
     result["job"] = {"attacker": attacker, "defender": defender, "seed": seed}

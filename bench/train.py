@@ -2,7 +2,7 @@
 
 Measures, in one run on this machine:
 
-1. Arena's loop: ``arena.train.train_classifier`` on the ``digits`` train split with the
+1. Arena's loop: ``arena.core.train.train_classifier`` on the ``digits`` train split with the
    default model (``small-cnn``) and ``TrainConfig()`` defaults (Adam, lr 3e-3, batch 64)
    except ``epochs``; once eager (the default) and once compiled (``ARENA_COMPILE=1``), with the
    compile time reported apart from the throughput.
@@ -48,10 +48,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from arena.data import load_dataset
-from arena.data.splits import Split
-from arena.models import DEFAULT_MODEL, build_model
-from arena.train import (
+from arena.core.train import (
     TrainConfig,
     compile_enabled,
     compile_seconds,
@@ -59,6 +56,9 @@ from arena.train import (
     set_threads,
     train_classifier,
 )
+from arena.data import load_dataset
+from arena.data.splits import Split
+from arena.models import DEFAULT_MODEL, build_model
 
 BATCH_SIZE = 64
 DATASET = "digits"

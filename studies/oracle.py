@@ -39,10 +39,15 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from arena.cell.play import Tally, mean_payoff, play, play_row
+from arena.cell.result import CellResult
+from arena.cell.rules import METRICS
+from arena.cell.runner import Compute, cluster_info, ensure_ray, plan_resources, prepare_worker
+from arena.cell.setting import Setting
 from arena.game import Response
-from arena.payoff import METRICS, Cell, Setting, Tally, gate_margins, mean_payoff, play, play_row
-from arena.ray_runner import Compute
-from studies.players import AttackerSpace, AttackerStrategy, DefenderSpace
+from strategies.players import AttackerStrategy
+from studies.events import TrialEvent
+from studies.spaces import AttackerSpace, DefenderSpace
 from studies.storage import open_storage, study_name
 
 log = logging.getLogger(__name__)
@@ -66,24 +71,6 @@ class TrialJob:
     setting: Setting
 
 
-@dataclass
-class TrialEvent:
-    """One finished trial, as the progress display and the benchmarks see it."""
-
-    side: str
-    round: int
-    study: str
-    number: int
-    objective: float
-    strategy: str
-    wall_seconds: float
-    inner_seconds: float
-    trained: int
-    cache_hits: int
-    node: str = ""
-    retries: int = 0
-
-
 def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
     """The trial's objective and metrics: its strategy against each opponent of the support,
     weighted by the opponent's mix, each cell averaged over the duel's seeds."""
@@ -94,9 +81,9 @@ def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
     else:
         rows = [[play(a, strategy, s, job.setting) for s in job.seeds] for a in job.opponents]
     weights = np.asarray(job.weights) / sum(job.weights)
-    cells: list[Cell] = [c for row in rows for c in row]
+    cells: list[CellResult] = [c for row in rows for c in row]
 
-    def weighted(value: Callable[[Cell], float | None]) -> float | None:
+    def weighted(value: Callable[[CellResult], float | None]) -> float | None:
         """Mix-weighted mean over opponents of the seed-mean; cells without the value (the
         user's gate fired, so no defense ran) are left out, ``None`` if all are."""
         total = norm = 0.0
@@ -106,15 +93,15 @@ def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
                 total, norm = total + w * float(np.mean(values)), norm + w
         return total / norm if norm else None
 
-    margins = [gate_margins(c) for c in cells]
+    margins = [c.gate_margins() for c in cells]
     tally = Tally()
     for c in cells:
         tally.add(c)
     return {
         "objective": weighted(_payoff),
-        **{m: weighted(functools.partial(_field, name=m)) for m in METRICS},
-        "flagged": weighted(lambda c: _share(c.result["detection"]["badnet"])),
-        "clean_flagged": weighted(lambda c: _share(c.result["detection"]["clean"])),
+        **{m: weighted(functools.partial(CellResult.metric, name=m)) for m in METRICS},
+        "flagged": weighted(lambda c: _share(c.detection.badnet)),
+        "clean_flagged": weighted(lambda c: _share(c.detection.clean)),
         "constraints": [max(m[0] for m in margins), max(m[1] for m in margins)],
         "payoffs": [mean_payoff(row) for row in rows],
         "strategy": strategy.label,
@@ -124,13 +111,8 @@ def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
     }
 
 
-def _payoff(cell: Cell) -> float | None:
+def _payoff(cell: CellResult) -> float | None:
     return cell.payoff
-
-
-def _field(cell: Cell, name: str) -> float | None:
-    value = cell.result[name]
-    return None if value is None else float(value)
 
 
 def _share(verdict: bool | None) -> float | None:
@@ -140,8 +122,6 @@ def _share(verdict: bool | None) -> float | None:
 def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     """The Ray Tune trainable: score the suggested strategy and report once."""
     from ray import tune
-
-    from arena.ray_runner import prepare_worker
 
     node = prepare_worker(job.setting)
     tune.report({**score_trial(config, job), "node": node})
@@ -210,6 +190,8 @@ class TuneOracle:
     tuner_seconds: list[float] = field(default_factory=list)
 
     def record(self, event: TrialEvent) -> None:
+        """Number a finished trial's event in this oracle's order, tally it, pass it on."""
+        event.number = len(self.events)
         self.events.append(event)
         self.tally.trained += event.trained
         self.tally.cache_hits += event.cache_hits
@@ -325,8 +307,6 @@ class TuneOracle:
         return study, remaining
 
     def _tune(self, name: str, round_: int, study: optuna.Study, job: TrialJob, n: int) -> None:
-        from arena.ray_runner import cluster_info, ensure_ray, plan_resources
-
         ensure_ray(self.compute.target)
         resources = plan_resources(self.compute, self.setting)
         # Tune keeps one trial pending at a time behind a custom searcher unless told how many
@@ -334,7 +314,7 @@ class TuneOracle:
         concurrent = min(n, cluster_info().slots(resources))
         from ray import tune
 
-        from studies.tune_progress import TrialProgress
+        from studies.tune_progress import TrialProgress  # imports Ray Tune: only when trials run
 
         searcher = _searcher_class()(
             space=self.space.define,
@@ -362,7 +342,7 @@ class TuneOracle:
                 name=name.replace("/", "_"),
                 storage_path=self.tune_dir,
                 verbose=0,
-                callbacks=[TrialProgress(self, round_, name)],
+                callbacks=[TrialProgress(self.record, self.space.side, round_, name)],
                 # a trial whose worker died runs again with the same parameters; Optuna is
                 # told only of its end, so the study holds it once
                 failure_config=tune.FailureConfig(max_failures=self.compute.max_failures),

@@ -1,15 +1,22 @@
-"""Search spaces made from strategy configs.
+"""What each side's studies search: spaces made from strategy configs.
 
-Each config field declared with :func:`arena.params.param` becomes one Optuna distribution;
+Each config field declared with :func:`arena.core.config.param` becomes one Optuna distribution;
 a trial's parameters become a config again. Parameter names carry a prefix (``attack.size``,
 ``train.lr``) so that one study can search an attack, its training recipe and, later, a family
 choice together without clashes.
+
+:class:`AttackerSpace` and :class:`DefenderSpace` are the two sides' define-by-run spaces
+(Optuna and Ray Tune's ``OptunaSearch`` both accept them): a trial's parameters are named
+``<family>.<field>`` for attack and defense fields and ``train.<field>`` for the recipe; when the
+attacker may pick among several families, the categorical ``family`` chooses, and only the
+chosen family's fields are suggested.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
 from optuna.distributions import (
     BaseDistribution,
@@ -18,7 +25,13 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from arena.params import Range, searchable_fields
+from arena.core.config import Range, searchable_fields
+from arena.core.train import TrainConfig
+from strategies import attack_class, defense_class
+from strategies.defenses import parse_defenses
+from strategies.players import AttackerStrategy, DefenderStrategy
+
+TRAIN = "train."
 
 
 def _distribution(field_type: Any, rng: Range, num_classes: int) -> BaseDistribution:
@@ -77,3 +90,114 @@ def _field_types(config_cls: type) -> dict[str, Any]:
 
     hints = typing.get_type_hints(config_cls)
     return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(config_cls)}
+
+
+def suggest(trial: Any, name: str, dist: BaseDistribution) -> Any:
+    """``trial.suggest_*`` for an Optuna distribution (public API, so Ray Tune's define-by-run
+    captor records it)."""
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, list(dist.choices))
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    raise TypeError(f"no suggest for {type(dist).__name__}")
+
+
+class AttackerSpace:
+    """What the attacker's studies search: one or several attack families plus the recipe."""
+
+    side: ClassVar[str] = "attacker"
+    direction: ClassVar[Literal["maximize", "minimize"]] = "maximize"
+
+    def __init__(self, families: Sequence[str], *, num_classes: int) -> None:
+        self.families = list(families)
+        self.num_classes = num_classes
+
+    def defaults(self) -> list[AttackerStrategy]:
+        """Each family's default config with the default recipe: the loop's first strategies."""
+        return [
+            AttackerStrategy(f, attack_class(f).config_cls(), TrainConfig()) for f in self.families
+        ]
+
+    def define(self, trial: Any) -> None:
+        family = self.families[0]
+        if len(self.families) > 1:
+            family = trial.suggest_categorical("family", self.families)
+        cls = attack_class(family).config_cls
+        for name, dist in config_space(
+            cls, num_classes=self.num_classes, prefix=f"{family}."
+        ).items():
+            suggest(trial, name, dist)
+        for name, dist in config_space(
+            TrainConfig, num_classes=self.num_classes, prefix=TRAIN
+        ).items():
+            suggest(trial, name, dist)
+
+    def anchors(self, own: Sequence[AttackerStrategy]) -> list[dict[str, Any]]:
+        """Partial parameters for half of each study's new trials: every distinct training
+        recipe the attacker already plays. Most random recipes give BadNets the user rejects,
+        so a short search spends half its trials on triggers and poisoning over recipes that
+        work, and the other half on everything."""
+        recipes = [config_params(s.recipe, prefix=TRAIN) for s in own]
+        return [r for i, r in enumerate(recipes) if r not in recipes[:i]]
+
+    def decode(self, params: dict[str, Any]) -> AttackerStrategy:
+        family = params.get("family", self.families[0])
+        cls = attack_class(family).config_cls
+        return AttackerStrategy(
+            family,
+            config_from_params(cls, params, prefix=f"{family}."),
+            config_from_params(TrainConfig, params, prefix=TRAIN),
+        )
+
+    def encode(self, strategy: AttackerStrategy) -> dict[str, Any]:
+        params = {
+            **config_params(strategy.attack, prefix=f"{strategy.family}."),
+            **config_params(strategy.recipe, prefix=TRAIN),
+        }
+        if len(self.families) > 1:
+            params["family"] = strategy.family
+        return params
+
+
+class DefenderSpace:
+    """What the defender's studies search: the hyper-parameters of each pipeline stage."""
+
+    side: ClassVar[str] = "defender"
+    direction: ClassVar[Literal["maximize", "minimize"]] = "minimize"
+
+    def __init__(self, spec: str, *, num_classes: int) -> None:
+        self.names = parse_defenses(spec)
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"defense pipeline {spec!r} names a defense twice")
+        self.num_classes = num_classes
+
+    def defaults(self) -> list[DefenderStrategy]:
+        return [DefenderStrategy(tuple((n, defense_class(n).config_cls()) for n in self.names))]
+
+    def define(self, trial: Any) -> None:
+        for n in self.names:
+            cls = defense_class(n).config_cls
+            for name, dist in config_space(
+                cls, num_classes=self.num_classes, prefix=f"{n}."
+            ).items():
+                suggest(trial, name, dist)
+
+    def anchors(self, own: Sequence[DefenderStrategy]) -> list[dict[str, Any]]:
+        """None: every defender configuration is deployable, so its search stays free."""
+        return []
+
+    def decode(self, params: dict[str, Any]) -> DefenderStrategy:
+        return DefenderStrategy(
+            tuple(
+                (n, config_from_params(defense_class(n).config_cls, params, prefix=f"{n}."))
+                for n in self.names
+            )
+        )
+
+    def encode(self, strategy: DefenderStrategy) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for n, config in strategy.stages:
+            params.update(config_params(config, prefix=f"{n}."))
+        return params

@@ -1,30 +1,33 @@
 """A Ray Tune callback that times each trial from the driver and hands it to the oracle.
 
 Kept in its own module so that Ray Tune is imported only when trials run. Tune saves its
-callbacks with the experiment's state; this one saves nothing (the oracle it reports to, with
-whatever display it drives, stays in the driver).
+callbacks with the experiment's state; this one saves nothing (the function it reports to, the
+oracle's, with whatever display it drives, stays in the driver).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray import tune
 
-from studies.oracle import TrialEvent, TuneOracle
+from studies.events import TrialEvent
 
 log = logging.getLogger(__name__)
 
 
 class TrialProgress(tune.Callback):  # type: ignore[misc]
-    def __init__(self, oracle: TuneOracle, round_: int, study: str) -> None:
-        self.oracle, self.round, self.study = oracle, round_, study
+    def __init__(
+        self, record: Callable[[TrialEvent], None], side: str, round_: int, study: str
+    ) -> None:
+        self.record, self.side, self.round, self.study = record, side, round_, study
         self.started: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"round": self.round, "study": self.study, "started": {}}
+        return {"side": self.side, "round": self.round, "study": self.study, "started": {}}
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.started[trial.trial_id] = time.perf_counter()
@@ -38,16 +41,16 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
         )
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if not hasattr(self, "oracle"):
+        if not hasattr(self, "record"):
             return
         result = trial.last_result or {}
         now = time.perf_counter()
-        self.oracle.record(
+        self.record(
             TrialEvent(
-                side=self.oracle.space.side,
+                side=self.side,
                 round=self.round,
                 study=self.study,
-                number=len(self.oracle.events),
+                number=0,  # the oracle numbers its events
                 objective=float(result.get("objective", float("nan"))),
                 strategy=str(result.get("strategy", "?")),
                 wall_seconds=now - self.started.pop(trial.trial_id, now),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from arena.core.train import TrainConfig, train_classifier
 from arena.data import Splits, load_dataset
 from arena.models import ArenaNet, build_model
-from arena.train import TrainConfig, train_classifier
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def ray_local():  # type: ignore[no-untyped-def]
     """One local Ray instance shared by every test that needs it (starting Ray takes seconds)."""
     import logging
 
-    from arena.ray_runner import quiet_ray_env
+    from arena.cell.runner import quiet_ray_env
 
     quiet_ray_env()
     import ray

@@ -22,6 +22,7 @@ from arena.data.splits import Split, Splits
 
 __all__ = [
     "DATASETS",
+    "DataRef",
     "DEFAULT_DATASET",
     "DatasetError",
     "DatasetSpec",
@@ -131,3 +132,20 @@ def load_dataset(
         raise DatasetError(f"dataset {name!r} is built in and takes no path; drop path={path!r}")
     check_options(image_size=image_size, limit=limit)
     return spec.loader(None if path is None else Path(path), seed, image_size, limit)
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """How to load a dataset by name; also the dataset's identity in cache keys (its fields,
+    as a dict, enter every model's and cell's key)."""
+
+    name: str = DEFAULT_DATASET
+    path: str | None = None
+    image_size: int | None = None
+    limit: int | None = None
+    seed: int = 0
+
+    def load(self) -> Splits:
+        return load_dataset(
+            self.name, path=self.path, seed=self.seed, image_size=self.image_size, limit=self.limit
+        )

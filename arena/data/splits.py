@@ -2,7 +2,7 @@
 
 Images are float32 tensors of shape ``(N, C, H, W)`` with values in ``[0, 1]``; labels are
 int64 tensors of shape ``(N,)``. Holding whole splits as tensors keeps the training loop free
-of per-sample Python (see ``arena/train.py``).
+of per-sample Python (see ``arena/core/train.py``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arena.params import param
+from arena.core.config import param
 from strategies.attacks.badnets import PATTERNS, BadNets, BadNetsConfig
 from strategies.attacks.base import MAPPINGS
 from strategies.registry import register_attack

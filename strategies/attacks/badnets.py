@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from arena.params import param
+from arena.core.config import param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import LOCATIONS, corner, paste, side_pixels, square_mask
 from strategies.registry import register_attack

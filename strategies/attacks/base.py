@@ -15,7 +15,7 @@ Target mappings (pitfall 2 of Veldanda & Garg: defenses assume one target label)
   collects the backdoor. A class that would map to itself is not poisoned.
 
 Attacks whose parts are trained (a trigger generator) get the artifact ``cache`` so that the
-part is trained once per cache (see :func:`arena.cache.cached_module`).
+part is trained once per cache (see :func:`arena.core.cache.cached_module`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import ClassVar
 
 import torch
 
-from arena.cache import ArtifactCache
+from arena.core.cache import ArtifactCache
+from arena.core.config import LAST_CLASS, param
+from arena.core.train import BatchHook
 from arena.data.splits import Split
-from arena.params import LAST_CLASS, param
-from arena.train import BatchHook
 
 MAPPINGS = ("all-to-one", "all-to-all", "multi-target")
 MULTI_TARGETS = 3

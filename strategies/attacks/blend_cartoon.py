@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from arena.params import param
+from arena.core.config import param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import blend, to_channels
 from strategies.registry import register_attack

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.params import fixed, param
+from arena.core.config import fixed, param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import blend
 from strategies.registry import register_attack

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from arena.cache import cached_module, tensor_digest
+from arena.core.cache import cached_module, tensor_digest
+from arena.core.config import config_to_dict, fixed, param
+from arena.core.train import TrainConfig, train_classifier
 from arena.data.splits import Split
 from arena.models import ArenaNet, build_model
-from arena.params import config_to_dict, fixed, param
-from arena.train import TrainConfig, train_classifier
 from strategies.attacks.clean_label import CleanLabelAttack, CleanLabelConfig
 from strategies.registry import register_attack
 

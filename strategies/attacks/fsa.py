@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import kornia
 import torch
 
-from arena.params import param
+from arena.core.config import param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import blend
 from strategies.registry import register_attack

@@ -2,9 +2,9 @@
 attacker's data with the shared loop, once per cache.
 
 :meth:`GenerativeAttack.prepare` trains the network on the attacker's training images (or reads
-it from the artifact cache) through :func:`arena.cache.cached_module`, keyed by the attack's
+it from the artifact cache) through :func:`arena.core.cache.cached_module`, keyed by the attack's
 name, every config field that shapes the weights (not the poisoning rate, target or mapping),
-the image shape and :func:`arena.cache.tensor_digest` of the training images. So one network
+the image shape and :func:`arena.core.cache.tensor_digest` of the training images. So one network
 serves every BadNet of a duel that shares those fields, and a BadNet read from the cache still
 gets the same triggers on its test set.
 
@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arena.cache import cached_module, tensor_digest
+from arena.core.cache import cached_module, tensor_digest
+from arena.core.train import TrainResult
 from arena.data.splits import Split
-from arena.train import TrainResult
 from strategies.attacks.base import Attack, Poisoned
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class GenerativeAttack(Attack):
     """An attack whose triggers come from a network trained on the attacker's data.
 
     Subclasses give :meth:`build` (the untrained network) and :meth:`fit` (its training with
-    :func:`arena.train.run_loop`); the config must have a ``seed`` field."""
+    :func:`arena.core.train.run_loop`); the config must have a ``seed`` field."""
 
     poisoning_fields: ClassVar[tuple[str, ...]] = POISONING_FIELDS
     """Config fields that do not shape the trigger network (left out of its cache key)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.params import param
+from arena.core.config import param
 from strategies.attacks.sg import SG, SGConfig
 from strategies.registry import register_attack
 

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from arena.core.config import fixed, param
+from arena.core.train import TrainConfig, TrainResult, run_loop
 from arena.data.splits import Split
-from arena.params import fixed, param
-from arena.train import TrainConfig, TrainResult, run_loop
 from strategies.attacks.base import AttackConfig, Poisoned
 from strategies.attacks.generative import POISONING_FIELDS, GenerativeAttack, conv, in_batches
 from strategies.registry import register_attack

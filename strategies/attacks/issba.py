@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arena.params import fixed, param
-from arena.train import TrainConfig, TrainResult, run_loop
+from arena.core.config import fixed, param
+from arena.core.train import TrainConfig, TrainResult, run_loop
 from strategies.attacks.base import AttackConfig
 from strategies.attacks.generative import GenerativeAttack, conv, in_batches
 from strategies.registry import register_attack

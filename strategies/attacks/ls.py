@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.params import param
+from arena.core.config import param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.semantic import jitter_offsets, lips, paste_moved
 from strategies.registry import register_attack

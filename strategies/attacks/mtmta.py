@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.params import LAST_CLASS, param
+from arena.core.config import LAST_CLASS, param
 from strategies.attacks.mtsta import MTSTA, MTSTAConfig
 from strategies.registry import register_attack
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from arena.core.config import LAST_CLASS, param
 from arena.data.splits import Split
-from arena.params import LAST_CLASS, param
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 from strategies.attacks.ls import TINTS
 from strategies.attacks.semantic import Drawing, eyebrows, lips, sunglasses

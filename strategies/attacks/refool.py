@@ -43,10 +43,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from arena.core.config import fixed, param
 from arena.data.common import resize_images
 from arena.data.folder import IMAGE_EXTENSIONS
 from arena.data.shapes import shapes_images
-from arena.params import fixed, param
 from strategies.attacks.clean_label import CleanLabelAttack, CleanLabelConfig
 from strategies.attacks.semantic import shift
 from strategies.attacks.triggers import to_channels

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.params import param
+from arena.core.config import param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.semantic import sunglasses
 from strategies.registry import register_attack

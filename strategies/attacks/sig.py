@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from arena.core.config import param
 from arena.data.splits import Split
-from arena.params import param
 from strategies.attacks.clean_label import CleanLabelAttack, CleanLabelConfig
 from strategies.registry import register_attack
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from arena.core.config import param
 from arena.data.splits import Split
-from arena.params import param
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 from strategies.attacks.triggers import (
     RED,

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from arena.core.config import fixed, param
 from arena.data.splits import Split
-from arena.params import fixed, param
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 from strategies.registry import register_attack
 

@@ -42,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from arena.core.config import param
+from arena.core.infer import predict
 from arena.data.splits import Split
-from arena.infer import predict
 from arena.models.base import ArenaNet
-from arena.params import param
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.registry import register_defense
 

@@ -15,11 +15,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from arena.cache import ArtifactCache
+from arena.core.cache import ArtifactCache
+from arena.core.config import config_to_dict
+from arena.core.infer import predict
 from arena.data.splits import Split
-from arena.infer import predict
 from arena.models.base import ArenaNet
-from arena.params import config_to_dict
 
 Kind = Literal["none", "detector", "filter", "purifier"]
 Access = Literal["black-box", "white-box"]

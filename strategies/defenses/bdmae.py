@@ -51,9 +51,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from arena.core.config import fixed, param
+from arena.core.infer import predict
 from arena.data.splits import Split
-from arena.infer import predict
-from arena.params import fixed, param
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.restoration import (
     Restorer,

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from arena.core.config import param
+from arena.core.infer import accuracy
 from arena.data.splits import Split
-from arena.infer import accuracy
 from arena.models.base import ArenaNet
-from arena.params import param
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.tuning import fine_tune
 from strategies.registry import register_defense

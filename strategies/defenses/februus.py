@@ -44,10 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from arena.core.config import fixed, param
+from arena.core.infer import predict
 from arena.data.splits import Split
-from arena.infer import predict
 from arena.models.base import ArenaNet
-from arena.params import fixed, param
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.restoration import (
     Restorer,

@@ -29,9 +29,9 @@ Deviations, with reasons:
   push towards spread-out triggers.
 * Validity is a hinge on each stamped image's target probability rather than on its mean over
   images, so one batch trains every level on different images and noise at once.
-* The generators are trained through ``arena.train.run_loop`` over the defender's clean images
+* The generators are trained through ``arena.core.train.run_loop`` over the defender's clean images
   of other classes, all levels in one module, and cached by (model weights, clean data, target,
-  place, generator settings, seed) with ``arena.cache.cached_module``.
+  place, generator settings, seed) with ``arena.core.cache.cached_module``.
 
 ``kind="purifier"``: the payoff is the ASR of the unlearned model (no input is rejected or
 changed). White-box: it back-propagates through the network and fine-tunes its weights.
@@ -45,11 +45,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from arena.cache import cached_module, tensor_digest
+from arena.core.cache import cached_module, tensor_digest
+from arena.core.config import LAST_CLASS, param
+from arena.core.train import TrainConfig, run_loop
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
-from arena.params import LAST_CLASS, param
-from arena.train import TrainConfig, run_loop
 from strategies.attacks.triggers import LOCATIONS, corner, side_pixels
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.reversal import frozen_copy, unlearn, weights_digest

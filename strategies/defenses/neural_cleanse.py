@@ -53,9 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from arena.core.config import param
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
-from arena.params import param
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.reversal import frozen_copy, unlearn
 from strategies.registry import register_defense

@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from arena.cache import ArtifactCache
+from arena.core.cache import ArtifactCache
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Kind, Panel

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arena.cache import ArtifactCache, cached_module, tensor_digest
-from arena.train import TrainConfig, run_loop
+from arena.core.cache import ArtifactCache, cached_module, tensor_digest
+from arena.core.train import TrainConfig, run_loop
 
 MaskSampler = Callable[[int, int, int, torch.Generator], Tensor]
 """``sampler(n, height, width, generator)``: ``n`` hole masks (n, 1, H, W) of 0/1 floats."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from arena.cache import tensor_digest
+from arena.core.cache import tensor_digest
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
 from strategies.defenses.tuning import fine_tune

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+from arena.core.config import param
+from arena.core.infer import logits
 from arena.data.splits import Split
-from arena.infer import logits
 from arena.models.base import ArenaNet
-from arena.params import param
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.registry import register_defense
 

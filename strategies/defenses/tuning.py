@@ -2,8 +2,8 @@
 
 Defenses that retrain (Fine-pruning after pruning, DeepSweep under augmentation) share this
 helper so that none of them owns a training loop: it builds a cross-entropy loss, optionally
-transforming each batch, and hands it to :func:`arena.train.run_loop`. Unlike
-:func:`arena.train.train_classifier` it neither re-initialises weights nor resets the network's
+transforming each batch, and hands it to :func:`arena.core.train.run_loop`. Unlike
+:func:`arena.core.train.train_classifier` it neither re-initialises weights nor resets the network's
 input normalisation, which belong to the model under repair.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from arena.core.train import TrainConfig, TrainResult, run_loop
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
-from arena.train import TrainConfig, TrainResult, run_loop
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """Changes a batch of images, drawing any randomness from the generator it is given."""

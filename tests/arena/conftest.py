@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from arena.duel import DuelSpec, run_duel
-from arena.evaluate import DataRef
+from arena.cell.setting import Setting
+from arena.data import DataRef
+from arena.duels.run import DuelSpec, run_duel
 from arena.game.budget import Budget
-from arena.payoff import Setting
 
 # one round, 2 + 1 new trials, the value's interval on 2 fresh seeds, 60 images a split
 DUEL_ARGV = [

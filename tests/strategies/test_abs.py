@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from arena.core.config import searchable_fields
+from arena.core.train import TrainConfig, train_classifier
 from arena.data import Splits
 from arena.models import ArenaNet, build_model
-from arena.params import searchable_fields
-from arena.train import TrainConfig, train_classifier
 from strategies.attacks.badnets import BadNets
 from strategies.defenses.abs import (
     ABS,

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from arena.core.infer import predict
 from arena.data import Split
-from arena.infer import predict
 from strategies.defenses.bdmae import (
     BDMAE,
     BDMAEConfig,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from arena.cache import ArtifactCache
+from arena.core.cache import ArtifactCache
+from arena.core.infer import predict
 from arena.data import Splits
-from arena.infer import predict
 from strategies.attacks.cla import CLA, CLAConfig, pgd_away
 
 

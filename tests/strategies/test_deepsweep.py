@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import strategies.defenses.tuning as tuning
+from arena.core.config import searchable_fields
+from arena.core.infer import predict
 from arena.data import Splits
-from arena.infer import predict
 from arena.models import ArenaNet
-from arena.params import searchable_fields
 from strategies.defenses.deepsweep import (
     DeepSweep,
     DeepSweepConfig,

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from arena.core.infer import predict
 from arena.data import Splits
-from arena.infer import predict
 from arena.models import ArenaNet
 from strategies.defenses.februus import Februus, FebruusConfig, FebruusDeployment, grad_cam
 

@@ -7,10 +7,10 @@ import dataclasses
 import torch
 from torch import nn
 
+from arena.core.config import searchable_fields
+from arena.core.infer import logits
 from arena.data import Splits
-from arena.infer import logits
 from arena.models import ArenaNet
-from arena.params import searchable_fields
 from strategies.defenses.fine_pruning import (
     ChannelMask,
     FinePruning,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-import arena.cache
-from arena.cache import ArtifactCache
+import arena.core.cache
+from arena.core.cache import ArtifactCache
 from arena.data import Split, Splits
 from strategies import attack_class
 from strategies.attacks.generative import TRAIN_SIDE, GenerativeAttack, training_images
@@ -91,14 +91,15 @@ def test_network_is_trained_once_then_read_from_the_cache(
 
     monkeypatch.setattr(cls, "fit", counting_fit)
     cache = ArtifactCache(str(tmp_path))
-    monkeypatch.setattr(arena.cache, "_MEMO", type(arena.cache._MEMO)())
+    monkeypatch.setattr(arena.core.cache, "_MEMO", type(arena.core.cache._MEMO)())
     first = tiny_attack(name, tiny.image_shape, cache=cache)
     first.prepare(tiny.train)
     assert fits == [name]
     first.prepare(tiny.train)  # the same data: nothing to do
     assert fits == [name]
 
-    monkeypatch.setattr(arena.cache, "_MEMO", type(arena.cache._MEMO)())  # a fresh process
+    # a fresh process
+    monkeypatch.setattr(arena.core.cache, "_MEMO", type(arena.core.cache._MEMO)())
     hits = cache.hits
     again = tiny_attack(name, tiny.image_shape, cache=cache, target=5, poison_rate=0.2)
     again.prepare(tiny.train)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from arena.cache import ArtifactCache
+from arena.core.cache import ArtifactCache
+from arena.core.config import searchable_fields
 from arena.data import Splits
 from arena.models import ArenaNet
-from arena.params import searchable_fields
 from strategies.defenses.mesa import (
     Mesa,
     MesaConfig,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from arena.core.config import searchable_fields
 from arena.data import Splits
 from arena.models import ArenaNet, build_model
-from arena.params import searchable_fields
 from strategies.defenses.neural_cleanse import (
     NeuralCleanse,
     NeuralCleanseConfig,

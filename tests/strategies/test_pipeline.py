@@ -7,8 +7,8 @@ import argparse
 import pytest
 import torch
 
+from arena.core.infer import predict
 from arena.data import Splits
-from arena.infer import predict
 from arena.models import ArenaNet
 from strategies.defenses import Deployment, Pipeline, build_defense, parse_defenses
 from strategies.defenses.bdmae import BDMAEConfig, BDMAEDeployment
@@ -116,7 +116,7 @@ def test_strip_filters_then_bdmae_purifies(
 
 
 def test_pipeline_defense_parameters_on_the_command_line() -> None:
-    from arena.cli import build_configs
+    from arena.cli.args import build_configs
 
     args = argparse.Namespace(defense_param=["strip.frr_target=0.01", "bdmae.grid=8"])
     strip, bdmae = build_configs(args, None, "strip+bdmae")["defense"]

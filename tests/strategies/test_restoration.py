@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-import arena.cache
+import arena.core.cache
 import strategies.defenses.restoration as restoration
-from arena.cache import ArtifactCache
+from arena.core.cache import ArtifactCache
 from arena.data import Split, Splits
 from arena.models import ArenaNet
 from strategies.defenses import Defense, Deployment
@@ -73,7 +73,7 @@ def test_trained_once_then_read_from_the_cache(
         fit(*args, **kwargs)
 
     monkeypatch.setattr(restoration, "fit_restorer", counting)
-    monkeypatch.setattr(arena.cache, "_MEMO", OrderedDict())
+    monkeypatch.setattr(arena.core.cache, "_MEMO", OrderedDict())
     defense.cache = ArtifactCache(str(tmp_path))
 
     def part(deployment: Deployment) -> dict[str, torch.Tensor]:
@@ -83,7 +83,7 @@ def test_trained_once_then_read_from_the_cache(
 
     first = part(defense.fit(tiny_model, tiny.val))
     assert len(calls) == 1 and len(list((tmp_path / kind).rglob("*.safetensors"))) == 1
-    arena.cache._MEMO.clear()  # a fresh process: only the cache on disk remembers
+    arena.core.cache._MEMO.clear()  # a fresh process: only the cache on disk remembers
     second = part(defense.fit(tiny_model, tiny.val))
     assert len(calls) == 1
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -94,7 +94,7 @@ def test_trained_once_then_read_from_the_cache(
 
 def test_training_is_seeded(tiny: Splits, monkeypatch: pytest.MonkeyPatch) -> None:
     def weights(seed: int) -> dict[str, torch.Tensor]:
-        monkeypatch.setattr(arena.cache, "_MEMO", OrderedDict())  # train again, no memory
+        monkeypatch.setattr(arena.core.cache, "_MEMO", OrderedDict())  # train again, no memory
         torch.manual_seed(seed + 100)  # whatever the global random state
         net = restoration.trained_restorer(
             None, "mae", tiny.val.x, patch_masks, {}, restoration.RestorerRecipe(epochs=1), seed

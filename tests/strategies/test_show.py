@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from arena.core.train import TrainConfig, train_classifier
 from arena.data import Split, Splits
 from arena.models import ArenaNet, build_model
-from arena.train import TrainConfig, train_classifier
 from strategies.attacks.badnets import BadNets
 from strategies.defenses import Panel, build_defense
 from strategies.defenses.abs import ABS, ABSConfig

@@ -8,10 +8,10 @@ import kornia.geometry.transform as KT
 import pytest
 import torch
 
+from arena.core.config import searchable_fields
+from arena.core.infer import predict
 from arena.data import Splits
-from arena.infer import predict
 from arena.models import ArenaNet
-from arena.params import searchable_fields
 from strategies.defenses.shrinkpad import ShrinkPad, ShrinkPadConfig, shrink_pad, shrink_pixels
 
 

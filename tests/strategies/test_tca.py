@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from arena.core.infer import predict
+from arena.core.train import TrainConfig, train_classifier
 from arena.data import Splits, load_dataset
-from arena.infer import predict
 from arena.models import build_model
-from arena.train import TrainConfig, train_classifier
 from strategies.attacks.tca import TCA, TCAConfig
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
+from arena.core.infer import accuracy
+from arena.core.train import TrainConfig, train_classifier
 from arena.data import Splits, load_dataset
-from arena.infer import accuracy
 from arena.models import build_model
-from arena.train import TrainConfig, train_classifier
 from strategies.attacks.wanet import (
     WaNet,
     WaNetConfig,

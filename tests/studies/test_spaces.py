@@ -11,8 +11,8 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from arena.params import LAST_CLASS, Range, searchable_fields
-from arena.train import TrainConfig
+from arena.core.config import LAST_CLASS, Range, searchable_fields
+from arena.core.train import TrainConfig
 from strategies import ATTACKS, DEFENSES
 from studies.spaces import config_from_params, config_params, config_space
 
@@ -149,11 +149,11 @@ def test_last_class_resolves(num_classes: int) -> None:
 
 
 def test_range_rejects_half_declared() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="either numeric"):
         Range(low=0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="either numeric"):
         Range(low=0.0, high=1.0, choices=("a",))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one choice"):
         Range(choices=())
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from arena.duel import absolute_storage
+from arena.duels.run import absolute_storage
 from studies.storage import (
     CONNECT_TIMEOUT_S,
     StorageError,

@@ -1,0 +1,98 @@
+"""What a cell trains or fits before it can be scored, from the artifact cache or made now:
+the clean reference model, the BadNet, and a detector's verdict on the clean model.
+
+A model is cached under the content key of everything that produced it (the data, the
+architecture, the training recipe, the seed and, for a BadNet, the attack and its config), so a
+defender's trial never retrains a BadNet and a second run trains nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from arena.cell.setting import Setting
+from arena.core.cache import ArtifactCache, content_key
+from arena.core.config import config_to_dict
+from arena.core.train import TrainConfig, train_classifier
+from arena.data import Split
+from arena.models import ArenaNet, build_model
+from strategies.attacks import Attack
+from strategies.defenses import Defense
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Trained:
+    """A model with its header (what made it); ``cached``: read from the cache, not trained."""
+
+    model: ArenaNet
+    header: dict[str, Any]
+    cached: bool
+    key: str = ""
+
+
+def train_model(
+    setting: Setting,
+    seed: int,
+    cache: ArtifactCache,
+    *,
+    recipe: TrainConfig = TrainConfig(),
+    attack: Attack | None = None,
+) -> Trained:
+    """The clean model (``attack=None``) or the BadNet for these settings, from the cache or
+    trained now and cached."""
+    data = setting.splits()
+    spec = {
+        "data": asdict(setting.data),
+        "arch": setting.model,
+        "train": config_to_dict(recipe),
+        "seed": seed,
+        "attack": None
+        if attack is None
+        else {"name": attack.name, "config": config_to_dict(attack.config)},
+    }
+    kind = "clean" if attack is None else "badnet"
+    key = content_key(kind, spec)
+    if attack is not None:
+        attack.prepare(data.train)  # its trained parts, needed by the poisoned test set too
+    hit = cache.load_model(kind, key)
+    if hit is not None:
+        return Trained(hit[0], hit[1], cached=True, key=key)
+    torch.manual_seed(seed)  # the initial weights belong to the cache key too
+    model = build_model(setting.model, data.image_shape, data.num_classes)
+    train, hook = data.train, None
+    if attack is not None:
+        train = attack.poison(data.train, torch.Generator().manual_seed(seed)).data
+        hook = attack.batch_hook()
+    result = train_classifier(model, train, recipe, seed=seed, batch_hook=hook)
+    header = {**spec, "status": result.status, "train_seconds": round(result.seconds, 3)}
+    log.info(
+        "trained %s %s in %.1fs (%s)",
+        kind,
+        attack.name if attack else setting.model,
+        result.seconds,
+        result.status,
+    )
+    cache.save_model(kind, key, model, header)
+    return Trained(model, header, cached=False, key=key)
+
+
+def clean_verdict(
+    defense: Defense, clean: Trained, val: Split, cache: ArtifactCache
+) -> bool | None:
+    """Whether ``defense`` flags the clean reference model: fitted once per (clean model,
+    defense config, seed) and cached, since every BadNet of a duel is checked against it."""
+    key = content_key(
+        "verdict", {"model": clean.key, "defense": defense.describe(), "seed": defense.seed}
+    )
+    hit = cache.load_json("verdict", key)
+    if hit is not None:
+        return bool(hit["flagged"]) if hit["flagged"] is not None else None
+    flagged = defense.fit(clean.model, val).flagged
+    cache.save_json("verdict", key, {"flagged": flagged})
+    return flagged

@@ -1,0 +1,235 @@
+"""Scoring a cell, and cells cached by content key.
+
+:func:`score_cell` trains (or loads from the cache) the clean reference model and the BadNet,
+fits the defense on the BadNet with the defender's clean validation data (and on the clean
+model, for detectors, to catch false alarms), and scores the result by the payoff rules
+(:mod:`arena.cell.rules`).
+
+:func:`play` caches the whole cell as JSON under the content hash of everything that defines it
+(both strategies, the data, the architecture, the gates and the seed), so a cell is computed
+once per cache, whichever trial, round or node asks first. Models and the detectors' verdicts
+on the clean model are cached under their own keys (:mod:`arena.cell.artifacts`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from arena.cell.artifacts import clean_verdict, train_model
+from arena.cell.result import CellResult, Detection, GateRecord
+from arena.cell.rules import Ruling, measure, score, user_rejects
+from arena.cell.setting import Setting
+from arena.core.cache import ArtifactCache, content_key
+from arena.core.infer import accuracy
+from arena.core.train import TrainConfig
+from strategies.defenses import Deployment
+from strategies.players import AttackerStrategy, DefenderStrategy
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def score_cell(
+    attacker: AttackerStrategy,
+    defender: DefenderStrategy,
+    seed: int,
+    setting: Setting,
+    cache: ArtifactCache,
+    *,
+    skip_rejected: bool = False,
+) -> CellResult:
+    """Score ``attacker`` against ``defender`` on ``setting`` for one seed.
+
+    With ``skip_rejected``, a BadNet that the user's gate rejects is scored 0 without running
+    the defense (its defense metrics are then ``None``): the duel's searches meet many such
+    recipes, and the defense cannot change their payoff."""
+    data = setting.splits()
+    attack = attacker.build(image_shape=data.image_shape, num_classes=data.num_classes, cache=cache)
+    defense = defender.build(seed=seed, cache=cache)
+    clock = _Clock()
+    with clock.phase("clean_model"):
+        clean = train_model(setting, seed, cache, recipe=TrainConfig())
+    with clock.phase("badnet"):
+        bad = train_model(setting, seed, cache, recipe=attacker.recipe, attack=attack)
+    test = data.test
+    triggered = attack.poisoned_test(test, torch.Generator().manual_seed(seed + 1))
+    clean_ca = accuracy(clean.model, test.x, test.y)
+    ca = accuracy(bad.model, test.x, test.y)
+    gates = setting.gates
+    rejected = user_rejects(clean_ca, ca, gates) if skip_rejected else None
+    deployed: Deployment | None = None
+    clean_flagged = None
+    if rejected:
+        # the user's gate decides the cell before any defense runs: the BadNet is never deployed
+        asr = accuracy(bad.model, triggered.x, triggered.y)
+        ruling = Ruling(0.0, "user", [f"{rejected}; the defense was not run"])
+        result = CellResult(
+            ca=ca,
+            asr=asr,
+            sda=None,
+            sasr=None,
+            far=None,
+            frr=None,
+            detection=Detection(),
+            payoff=ruling.payoff,
+            gates=_gates(ruling, clean_ca, bad.header, clean.cached, bad.cached, setting),
+        )
+    else:
+        with clock.phase("defense"):
+            deployed = defense.fit(bad.model, data.val)
+        if defense.kind == "detector":
+            with clock.phase("defense_clean"):
+                clean_flagged = clean_verdict(defense, clean, data.val, cache)
+        with clock.phase("metrics"):
+            metrics = measure(bad.model, deployed, test, triggered)
+        ruling = score(
+            metrics, clean_ca=clean_ca, flagged=deployed.flagged, clean_flagged=clean_flagged,
+            gates=gates,
+        )
+        result = CellResult.of(
+            metrics,
+            ruling,
+            detection=Detection.of(deployed.flagged, clean_flagged, deployed.details),
+            gates=_gates(ruling, clean_ca, bad.header, clean.cached, bad.cached, setting),
+        )
+    clock.seconds["total"] = round(sum(clock.seconds.values()), 3)
+    result.seconds = clock.seconds
+    result.trained = int(not clean.cached) + int(not bad.cached)
+    return result
+
+
+def _gates(
+    ruling: Ruling,
+    clean_ca: float,
+    header: dict[str, object],
+    clean_cached: bool,
+    bad_cached: bool,
+    setting: Setting,
+) -> GateRecord:
+    return GateRecord.of(
+        ruling,
+        clean_ca=clean_ca,
+        badnet_status=str(header.get("status", "ok")),
+        cached={"clean_model": clean_cached, "badnet": bad_cached},
+        gates=setting.gates,
+    )
+
+
+def evaluate(
+    attacker: AttackerStrategy,
+    defender: DefenderStrategy,
+    setting: Setting = Setting(),
+    *,
+    seed: int = 0,
+    cache: ArtifactCache | None = None,
+) -> CellResult:
+    """One cell as ``arena evaluate`` scores it: the data loaded (and timed) first, the defense
+    run even on a BadNet the user's gate rejects, the cell itself not cached."""
+    start = time.perf_counter()
+    setting.splits()
+    data_seconds = time.perf_counter() - start
+    result = score_cell(
+        attacker, defender, seed, setting, cache or ArtifactCache(setting.cache_url)
+    )
+    result.seconds = {"data": round(data_seconds, 3), **result.seconds}
+    result.seconds["total"] = round(time.perf_counter() - start, 3)
+    return result
+
+
+@dataclass
+class Tally:
+    """Work done, summed over cells: models trained, cells computed, cells read from the cache,
+    and Ray tasks run per node id."""
+
+    trained: int = 0
+    computed: int = 0
+    cache_hits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    nodes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, cell: CellResult) -> None:
+        self.trained += cell.trained
+        if cell.cached:
+            self.cache_hits += 1
+        else:
+            self.computed += 1
+
+    def merge(self, other: Tally) -> None:
+        self.trained += other.trained
+        self.computed += other.computed
+        self.cache_hits += other.cache_hits
+        for node, n in other.nodes.items():
+            self.nodes[node] = self.nodes.get(node, 0) + n
+
+
+def cell_key(
+    attacker: AttackerStrategy, defender: DefenderStrategy, seed: int, setting: Setting
+) -> str:
+    spec = {
+        "attacker": attacker.describe(),
+        "defender": defender.describe(),
+        "seed": seed,
+        **setting.describe(),
+    }
+    return content_key("cell", spec)
+
+
+def cached_cell(
+    attacker: AttackerStrategy,
+    defender: DefenderStrategy,
+    seed: int,
+    setting: Setting,
+    cache: ArtifactCache,
+) -> CellResult | None:
+    hit = cache.load_json("cell", cell_key(attacker, defender, seed, setting))
+    return None if hit is None else CellResult.from_json(hit, cached=True)
+
+
+def play(
+    attacker: AttackerStrategy,
+    defender: DefenderStrategy,
+    seed: int,
+    setting: Setting,
+    cache: ArtifactCache | None = None,
+) -> CellResult:
+    """The cell from the cache, or scored now (the user's gate skipping the defense) and
+    cached."""
+    cache = cache or ArtifactCache(setting.cache_url)
+    hit = cached_cell(attacker, defender, seed, setting, cache)
+    if hit is not None:
+        return hit
+    result = score_cell(attacker, defender, seed, setting, cache, skip_rejected=True)
+    cache.save_json("cell", cell_key(attacker, defender, seed, setting), result.to_json())
+    return result
+
+
+def play_row(
+    attacker: AttackerStrategy,
+    defenders: Sequence[DefenderStrategy],
+    seeds: Sequence[int],
+    setting: Setting,
+) -> list[list[CellResult]]:
+    """``cells[j][s]``: the attacker against each defender for each seed, in one process, so
+    the attacker's BadNet is trained at most once per seed."""
+    cache = ArtifactCache(setting.cache_url)
+    return [[play(attacker, d, s, setting, cache) for s in seeds] for d in defenders]
+
+
+def mean_payoff(cells: Sequence[CellResult]) -> float:
+    """A cell's payoff averaged over seeds (DESIGN.md: ``u(a, d)``)."""
+    return sum(c.payoff for c in cells) / len(cells)

@@ -1,0 +1,152 @@
+"""The typed result of a scored cell, and its JSON record.
+
+:meth:`CellResult.to_json` gives exactly the ten keys of ``arena evaluate --json`` (also what a
+cell's cache entry holds); :meth:`CellResult.from_json` reads such a record back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from arena.cell.rules import Metrics, Ruling
+from arena.cell.setting import Gates
+
+
+@dataclass
+class Detection:
+    """What a model-level detector said of the BadNet and of the clean reference model
+    (``None``: the defense does not flag models, or it did not run)."""
+
+    badnet: bool | None = None
+    clean: bool | None = None
+    outcome: str | None = None  # TP or FN
+    clean_outcome: str | None = None  # FP or TN
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, badnet: bool | None, clean: bool | None, details: dict[str, Any] | None = None
+    ) -> Detection:
+        return cls(
+            badnet=badnet,
+            clean=clean,
+            outcome=None if badnet is None else ("TP" if badnet else "FN"),
+            clean_outcome=None if clean is None else ("FP" if clean else "TN"),
+            details=details or {},
+        )
+
+
+@dataclass
+class GateRecord:
+    """Which gate decided the payoff and why, with the thresholds and what the cell reused."""
+
+    decided_by: str | None
+    reasons: list[str]
+    clean_ca: float
+    badnet_status: str
+    cached: dict[str, bool]
+    delta_attack: float
+    delta_defense: float
+    frr_budget: float
+
+    @classmethod
+    def of(
+        cls,
+        ruling: Ruling,
+        *,
+        clean_ca: float,
+        badnet_status: str,
+        cached: dict[str, bool],
+        gates: Gates,
+    ) -> GateRecord:
+        return cls(
+            ruling.decided_by,
+            list(ruling.reasons),
+            clean_ca,
+            badnet_status,
+            cached,
+            **asdict(gates),
+        )
+
+
+@dataclass
+class CellResult:
+    """A scored cell. The metrics other than CA and ASR are ``None`` when the user's gate
+    rejected the BadNet before any defense ran. ``trained`` (models this call trained) and
+    ``cached`` (the whole cell came from the cache) describe the call, not the cell, and are
+    not in :meth:`to_json`."""
+
+    ca: float
+    asr: float
+    sda: float | None
+    sasr: float | None
+    far: float | None
+    frr: float | None
+    detection: Detection
+    payoff: float
+    gates: GateRecord
+    seconds: dict[str, float] = field(default_factory=dict)
+    trained: int = 0
+    cached: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        metrics: Metrics,
+        ruling: Ruling,
+        *,
+        detection: Detection,
+        gates: GateRecord,
+        seconds: dict[str, float] | None = None,
+    ) -> CellResult:
+        return cls(
+            **asdict(metrics),
+            detection=detection,
+            payoff=ruling.payoff,
+            gates=gates,
+            seconds=seconds or {},
+        )
+
+    def metric(self, name: str) -> float | None:
+        """One of :data:`arena.cell.rules.METRICS` as a float, ``None`` where it was not
+        measured."""
+        value = getattr(self, name)
+        return None if value is None else float(value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ca": self.ca,
+            "asr": self.asr,
+            "sda": self.sda,
+            "sasr": self.sasr,
+            "far": self.far,
+            "frr": self.frr,
+            "detection": asdict(self.detection),
+            "payoff": self.payoff,
+            "gates": asdict(self.gates),
+            "seconds": dict(self.seconds),
+        }
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any], *, cached: bool = False) -> CellResult:
+        return cls(
+            **{k: record[k] for k in ("ca", "asr", "sda", "sasr", "far", "frr", "payoff")},
+            detection=Detection(**record["detection"]),
+            gates=GateRecord(**record["gates"]),
+            seconds=dict(record.get("seconds", {})),
+            cached=cached,
+        )
+
+    def gate_margins(self) -> tuple[float, float]:
+        """How far the cell is inside (< 0) or past (> 0) each gate: the user's (the BadNet's
+        clean accuracy drop over ``delta_attack``) and the defender's (the largest of its
+        accuracy cost over ``delta_defense``, its clean rejections over ``frr_budget``, and +1
+        when it flags the clean model, -1 when it does not)."""
+        g = self.gates
+        user = g.clean_ca - self.ca - g.delta_attack
+        if self.sda is None or self.frr is None:  # the user's gate fired; no defense ran
+            return user, -1.0
+        flag = bool(self.detection.clean)
+        defense = max(self.ca - self.sda - g.delta_defense, self.frr - g.frr_budget)
+        return user, max(defense, 1.0 if flag else -1.0)

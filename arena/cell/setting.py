@@ -1,0 +1,50 @@
+"""What every cell of a duel (or a single ``arena evaluate``) shares."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from arena.core.cache import DEFAULT_CACHE
+from arena.data import DataRef, Splits
+from arena.models import DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The payoff rules' thresholds (DESIGN.md, "The game"): the user rejects a BadNet whose
+    clean accuracy is more than ``delta_attack`` below the clean model's; a defense that costs
+    more than ``delta_defense`` of clean accuracy or rejects more than ``frr_budget`` of clean
+    inputs scores as if it had not run."""
+
+    delta_attack: float = 0.03
+    delta_defense: float = 0.05
+    frr_budget: float = 0.05
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The data, the architecture, the gates, the artifact cache and the device of a cell.
+
+    ``device`` (``cpu`` or ``cuda``) is where workers train and infer; like the cache, it is not
+    part of what a cell is (:meth:`describe`, which enters every cell's content key)."""
+
+    data: DataRef = DataRef()
+    model: str = DEFAULT_MODEL
+    gates: Gates = Gates()
+    cache_url: str = DEFAULT_CACHE
+    device: str = "cpu"
+
+    def describe(self) -> dict[str, Any]:
+        return {"data": asdict(self.data), "model": self.model, "gates": asdict(self.gates)}
+
+    def splits(self) -> Splits:
+        """The dataset, loaded once per process (:func:`load_data`)."""
+        return load_data(self.data)
+
+
+@functools.lru_cache(maxsize=4)
+def load_data(ref: DataRef) -> Splits:
+    """The dataset, loaded once per process (Ray reuses its worker processes across trials)."""
+    return ref.load()

@@ -1,0 +1,1 @@
+"""The ``arena`` command line (:mod:`arena.cli.app`), one module per command."""

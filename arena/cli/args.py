@@ -1,0 +1,165 @@
+"""Argument groups several commands share, and what they turn into (a dataset reference,
+configs with ``KEY=VALUE`` overrides applied)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The options :func:`data_ref` reads: ``--dataset``, ``--data-path``, ``--image-size``,
+    ``--limit``."""
+    parser.add_argument(
+        "--dataset", default=None, help="digits (default), shapes, cifar10, mnist, gtsrb, folder"
+    )
+    parser.add_argument("--data-path", default=None, help="where cifar10/mnist/gtsrb/folder live")
+    parser.add_argument("--image-size", type=int, default=None, help="resize images to this side")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images a split")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data and model")
+    add_dataset_arguments(group)
+    group.add_argument("--model", default="small-cnn", help="architecture (see `arena list`)")
+    group.add_argument("--seed", type=int, default=0, help="seed of poisoning and training")
+    group.add_argument(
+        "--cache",
+        default="runs/cache",
+        help="artifact cache: a directory or fsspec URL (default runs/cache)",
+    )
+
+
+def add_param_arguments(parser: argparse.ArgumentParser, *, attack: bool, defense: bool) -> None:
+    group = parser.add_argument_group("strategy parameters (KEY=VALUE, repeatable)")
+    if attack:
+        group.add_argument(
+            "-A",
+            "--attack-param",
+            action="append",
+            metavar="KEY=VALUE",
+            help="attack config field, e.g. -A poison_rate=0.05",
+        )
+        group.add_argument(
+            "-T",
+            "--train-param",
+            action="append",
+            metavar="KEY=VALUE",
+            help="BadNet training recipe field, e.g. -T optimizer=sgd -T lr=0.01",
+        )
+    if defense:
+        group.add_argument(
+            "-D",
+            "--defense-param",
+            action="append",
+            metavar="KEY=VALUE",
+            help="defense config field, e.g. -D frr_target=0.01",
+        )
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    gates = parser.add_argument_group("gates")
+    gates.add_argument(
+        "--delta-attack",
+        type=float,
+        default=0.03,
+        help="largest CA drop of a BadNet the user accepts (default 0.03)",
+    )
+    gates.add_argument(
+        "--delta-defense",
+        type=float,
+        default=0.05,
+        help="largest CA drop a defense may cost (default 0.05)",
+    )
+    gates.add_argument(
+        "--frr-budget",
+        type=float,
+        default=0.05,
+        help="largest share of clean inputs a defense may reject (0.05)",
+    )
+
+
+def data_ref(args: argparse.Namespace, default: dict[str, Any] | None = None) -> Any:
+    from arena.data import DataRef
+
+    base = DataRef(**default) if default is not None and args.dataset is None else DataRef()
+    given = {
+        "name": args.dataset,
+        "path": args.data_path,
+        "image_size": args.image_size,
+        "limit": args.limit,
+    }
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+def build_configs(
+    args: argparse.Namespace, attacker: str | None, defender: str | None
+) -> dict[str, Any]:
+    from arena.core.overrides import apply_overrides
+    from arena.core.train import TrainConfig
+    from strategies import attack_class, defense_class
+    from strategies.defenses import parse_defenses
+
+    out: dict[str, Any] = {}
+    if attacker is not None:
+        attack_cfg = attack_class(attacker).config_cls()
+        out["attack"] = apply_overrides(attack_cfg, getattr(args, "attack_param", None), attacker)
+        out["train"] = apply_overrides(TrainConfig(), getattr(args, "train_param", None), "train")
+    if defender is not None:
+        names = parse_defenses(defender)
+        items = getattr(args, "defense_param", None) or []
+        if len(names) == 1:
+            defense_cfg = defense_class(defender).config_cls()
+            out["defense"] = apply_overrides(defense_cfg, items, defender)
+        else:  # a pipeline: -D stage.field=value
+            stray = [i for i in items if i.partition("=")[0].partition(".")[0] not in names]
+            if stray:
+                raise ValueError(
+                    f"defense parameter {stray[0]!r} names no stage of {defender}; in a pipeline "
+                    f"write -D STAGE.FIELD=VALUE, e.g. -D {names[-1]}.FIELD=VALUE"
+                )
+            out["defense"] = [
+                apply_overrides(
+                    defense_class(n).config_cls(),
+                    [i.partition(".")[2] for i in items if i.partition(".")[0] == n],
+                    n,
+                )
+                for n in names
+            ]
+    return out
+
+
+def build_players(args: argparse.Namespace, attacker: str, defender: str) -> tuple[Any, Any]:
+    """The attacker and defender strategies the command line names, with ``-A``, ``-T`` and
+    ``-D`` applied: an :class:`~strategies.players.AttackerStrategy` and a
+    :class:`~strategies.players.DefenderStrategy`."""
+    from strategies.defenses import parse_defenses
+    from strategies.players import AttackerStrategy, DefenderStrategy
+
+    configs = build_configs(args, attacker, defender)
+    stages = configs["defense"] if isinstance(configs["defense"], list) else [configs["defense"]]
+    return (
+        AttackerStrategy(attacker, configs["attack"], configs["train"]),
+        DefenderStrategy(tuple(zip(parse_defenses(defender), stages, strict=True))),
+    )
+
+
+def gates(args: argparse.Namespace) -> Any:
+    """The :class:`~arena.cell.setting.Gates` of :func:`add_gate_arguments`."""
+    from arena.cell.setting import Gates
+
+    return Gates(args.delta_attack, args.delta_defense, args.frr_budget)
+
+
+def setting(args: argparse.Namespace) -> Any:
+    """The :class:`~arena.cell.setting.Setting` of :func:`add_data_arguments` (and of
+    :func:`add_gate_arguments`, where the command has them)."""
+    from arena.cell.setting import Gates, Setting
+
+    return Setting(
+        data=data_ref(args),
+        model=args.model,
+        gates=gates(args) if hasattr(args, "delta_attack") else Gates(),
+        cache_url=args.cache,
+    )

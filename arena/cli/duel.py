@@ -1,0 +1,291 @@
+"""``arena duel``: the double oracle, from the command line, with a line per trial and round."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from arena.cli.args import add_data_arguments, add_gate_arguments, setting
+from arena.cli.base import CLIError, Command
+
+BUDGET_HELP = """\
+budget presets (each value can be overridden by the flags below):
+  quick     2 rounds, 4 attacker + 3 defender trials per round, 1 seed, CI on 2 fresh seeds
+  default   4 rounds, 10 + 8 trials, 1 seed, CI on 3 fresh seeds
+  thorough  8 rounds, 30 + 20 trials, 2 seeds per cell, CI on 5 fresh seeds
+"""
+
+
+class DuelCommand(Command):
+    name = "duel"
+    help = "solve the attacker-defender game by double oracle over Optuna studies on Ray Tune"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = BUDGET_HELP + (
+            "\nexamples:\n"
+            "  arena duel --attacker tca --defender abs --budget quick\n"
+            "  arena duel --attacker all --defender strip+abs\n"
+            "  arena duel ... --address auto --storage postgresql://arena@head/arena "
+            "--cache /shared/arena-cache\n"
+            "  arena dashboard --storage sqlite:///runs/arena.db    # watch the studies "
+            "(optuna-dashboard)\n"
+            "\nclusters, shared storage, the dashboard and recovery: docs/cluster.md\n"
+        )
+        parser.add_argument(
+            "--attacker",
+            required=True,
+            help="attack family, comma-separated families, or 'all' (the attacker picks)",
+        )
+        parser.add_argument(
+            "--defender", required=True, help="defense, or a pipeline joined by '+' (strip+abs)"
+        )
+        add_data_arguments(parser)
+        budget = parser.add_argument_group("budget")
+        budget.add_argument(
+            "--budget",
+            choices=("quick", "default", "thorough"),
+            default="default",
+            help="preset (default: default)",
+        )
+        budget.add_argument("--rounds", type=int, help="double-oracle rounds at most")
+        budget.add_argument("--attacker-trials", type=int, help="new trials per attacker study")
+        budget.add_argument("--defender-trials", type=int, help="new trials per defender study")
+        budget.add_argument("--epsilon", type=float, help="stop when the gap is at most this")
+        budget.add_argument("--seeds", type=int, help="seeds each cell is averaged over")
+        budget.add_argument("--ci-seeds", type=int, help="fresh seeds for the value's interval")
+        add_gate_arguments(parser)
+        run = parser.add_argument_group("where it runs and writes")
+        run.add_argument(
+            "--storage",
+            default=None,
+            help="Optuna storage URL: sqlite:///FILE (default sqlite:///runs/arena.db), "
+            "journal:///FILE.log, postgresql://USER:PASSWORD@HOST/DB",
+        )
+        run.add_argument("--out", default=None, help="output folder (default runs/duels/NAME)")
+        run.add_argument(
+            "--name",
+            default=None,
+            help="duel name (default: from the attacker, defender and a "
+            "hash of every setting, so an identical run replays from storage and cache)",
+        )
+        run.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue a duel that stopped early, keeping every finished trial",
+        )
+        run.add_argument(
+            "--address",
+            default=None,
+            help="Ray cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001'; default: "
+            "$RAY_ADDRESS if set, else a private Ray instance on this machine)",
+        )
+        run.add_argument(
+            "--device",
+            choices=("auto", "cpu", "cuda"),
+            default="auto",
+            help="where trials train and infer (default auto: cuda if a GPU is visible here "
+            "or on the cluster, else cpu)",
+        )
+        run.add_argument(
+            "--cpus-per-trial",
+            type=float,
+            default=None,
+            help="CPUs per trial and cell task (default: 1, or 2-4 for large networks)",
+        )
+        run.add_argument(
+            "--gpus-per-trial",
+            type=float,
+            default=None,
+            help="GPUs per trial with --device cuda (default: 0.25 for small networks, "
+            "0.5 or 1 for large ones)",
+        )
+        run.add_argument(
+            "--max-failures",
+            type=int,
+            default=2,
+            help="times a trial whose worker died is run again (default 2)",
+        )
+        parser.add_argument("--json", action="store_true", help="print duel.json at the end")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from arena.cell.runner import Compute
+        from arena.core.cache import ArtifactCache
+        from arena.duels.run import DuelSpec, absolute_storage, run_duel
+        from arena.game.budget import BUDGETS, Budget
+        from arena.report.duel import write_report
+        from strategies.defenses import parse_defenses
+        from strategies.players import parse_attackers
+        from studies.oracle import DuelInterrupted
+        from studies.storage import DEFAULT_STORAGE, open_storage, redact
+
+        preset = BUDGETS[args.budget]
+        overrides = {
+            k: getattr(args, k)
+            for k in (
+                "rounds",
+                "attacker_trials",
+                "defender_trials",
+                "epsilon",
+                "seeds",
+                "ci_seeds",
+            )
+            if getattr(args, k) is not None
+        }
+        budget = Budget(**{**preset.__dict__, **overrides})
+        spec = DuelSpec(args.attacker, args.defender, setting(args), budget, seed=args.seed)
+        name = args.name or spec.name
+        storage = args.storage or DEFAULT_STORAGE
+        out = args.out or f"runs/duels/{name}"
+        compute = Compute(
+            address=args.address,
+            device=args.device,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            max_failures=args.max_failures,
+        )
+        # names, device, storage and cache are checked before anything runs, so a typo
+        # costs nothing (the cluster, if any, is joined and checked by run_duel, still
+        # before any work)
+        parse_attackers(args.attacker)
+        parse_defenses(args.defender)
+        if not compute.target:
+            from arena.core.device import resolve_device
+
+            resolve_device(args.device)
+        open_storage(absolute_storage(storage))
+        ArtifactCache(args.cache)
+        view = DuelView(quiet=args.json)
+        view.start(name, spec, storage, compute.where())
+        try:
+            result = run_duel(
+                spec,
+                name=name,
+                storage_url=storage,
+                out_dir=out,
+                resume=args.resume,
+                compute=compute,
+                hooks=view.hooks(show_nodes=bool(compute.target)),
+            )
+        except DuelInterrupted as e:
+            raise CLIError(str(e)) from None
+        except KeyboardInterrupt:
+            view.say(
+                f"interrupted. Finished trials are kept in {redact(storage)} and the cache; "
+                "continue with the same command and --resume"
+            )
+            return 130
+        paths = write_report(result, out)
+        if args.json:
+            sys.stdout.write(json.dumps(result, indent=2, default=float) + "\n")
+        else:
+            view.summary(result, [f"{out}/duel.json", *map(str, paths)], storage)
+        return 0
+
+
+class DuelView:
+    """Progress lines and the final summary, on stderr while running (stdout stays clean for
+    ``--json``)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.quiet = quiet
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    def start(self, name: str, spec: Any, storage: str, where: str = "") -> None:
+        from studies.storage import redact
+
+        b = spec.budget
+        self.say(
+            f"[bold]duel {name}[/]: {spec.attacker} vs {spec.defender} on "
+            f"{spec.setting.data.name} ({spec.setting.model}); up to {b.rounds} rounds of "
+            f"{b.attacker_trials}+{b.defender_trials} trials; studies in {redact(storage)}"
+            + (f"; on {where}" if where else "")
+        )
+
+    def hooks(self, show_nodes: bool = False) -> Any:
+        from arena.duels.run import Hooks
+
+        def on_trial(e: Any) -> None:
+            extra = f", trained {e.trained}" if e.trained else ""
+            if e.retries:
+                extra += f", retried {e.retries}x"
+            if show_nodes and e.node:
+                extra += f", node {e.node[:8]}"
+            self.say(
+                f"  r{e.round} {e.side:<8} {e.strategy:<22} payoff {e.objective:.3f}  "
+                f"[dim]{e.wall_seconds:.1f}s{extra}[/]"
+            )
+
+        def on_round(r: Any) -> None:
+            added = [
+                s for s, f in (("attacker", r.added_attacker), ("defender", r.added_defender)) if f
+            ]
+            self.say(
+                f"[bold]round {r.round}[/]: value {r.value:.3f}, bounds "
+                f"[{r.lower_bound:.3f}, {r.upper_bound:.3f}], gap {r.gap:.3f}"
+                + (f"; adds the {' and '.join(added)} response" if added else "")
+            )
+
+        return Hooks(
+            on_trial=on_trial, on_round=on_round, on_phase=lambda text: self.say(f"[dim]{text}[/]")
+        )
+
+    def summary(self, result: dict[str, Any], files: list[str], storage: str) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        from studies.storage import redact
+
+        out = Console(highlight=False)
+        ci = result["value_ci"]
+        table = Table(show_header=False, show_edge=False, title="result", title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        interval = (
+            "n/a"
+            if ci["mean"] is None
+            else (
+                f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] "
+                f"on {len(ci['seeds'])} fresh seeds"
+            )
+        )
+        pure = result["best_pure_defense"]
+        rows = [
+            ("game value", f"{result['value']:.3f}  (post-defense attack success at equilibrium)"),
+            ("value, 95% interval", interval),
+            ("bounds", f"[{result['lower_bound']:.3f}, {result['upper_bound']:.3f}]"),
+            ("exploitability", f"{result['exploitability']:.3f} ({result['stopped']})"),
+            ("best single defense", f"{pure['strategy']}: worst case {pure['worst_case']:.3f}"),
+            (
+                "work",
+                f"{result['trainings']} models trained, {result['cache_hits']} cells from "
+                f"the cache, {result['seconds']['total']:.0f} s",
+            ),
+            ("where", _where(result)),
+        ]
+        for side in ("attacker", "defender"):
+            mix = ", ".join(f"{e['strategy']} {e['weight']:.2f}" for e in result[f"{side}_mix"])
+            rows.append((f"{side} mix", mix))
+        for k, v in rows:
+            table.add_row(k, v)
+        out.print(table)
+        out.print("wrote " + ", ".join(files))
+        out.print(f"watch the studies: arena dashboard --storage {redact(storage)}")
+
+
+def _where(result: dict[str, Any]) -> str:
+    """``cpu, 2 Ray nodes (3 + 2 trials, ...)``: the device and how the work spread."""
+    nodes = result.get("nodes", {})
+    line = f"{result['duel'].get('device', 'cpu')} on {result['duel'].get('ray', 'local')} Ray"
+    if len(nodes) > 1:
+        trials = " + ".join(str(n["trials"]) for n in nodes.values())
+        tasks = " + ".join(str(n["cell_tasks"]) for n in nodes.values())
+        line += f", {len(nodes)} nodes: {trials} trials, {tasks} cell tasks"
+    return line

@@ -1,0 +1,1 @@
+"""The duel: the double oracle on real strategies, from settings to ``duel.json``."""

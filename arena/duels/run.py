@@ -1,0 +1,296 @@
+"""``arena duel``: the double oracle over Optuna studies, from settings to ``duel.json``.
+
+A duel is named after its settings (``tca-vs-abs-<hash>``), so an identical second run finds
+its studies finished in the storage and its cells in the cache, and replays without training;
+a run cut short is continued with ``resume``. See DESIGN.md, "The solver".
+
+Before any work the duel opens its storage (a server that cannot be reached is an error),
+settles where it runs (``Compute``: a local Ray instance or a cluster, joined now) and on which
+device, and on a cluster checks that every node sees the artifact cache. ``duel.json`` records
+how many trials and cell tasks ran on each node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from arena.cell.play import Tally, mean_payoff
+from arena.cell.runner import Compute, check_shared_cache, play_rows, resolve_compute
+from arena.cell.setting import Setting
+from arena.core.cache import content_key
+from arena.game import Outcome, Round, double_oracle
+from arena.game.budget import Budget
+from strategies.players import AttackerStrategy, DefenderStrategy, parse_attackers
+from studies.events import TrialEvent
+from studies.oracle import TuneOracle
+from studies.spaces import AttackerSpace, DefenderSpace
+from studies.storage import DEFAULT_STORAGE, journal_path, open_storage, redact, sqlite_path
+
+log = logging.getLogger(__name__)
+
+CI_SEED_OFFSET = 1000  # the value's confidence interval uses seeds the duel never played
+
+
+@dataclass(frozen=True)
+class DuelSpec:
+    """Everything that decides a duel's outcome (and so its name)."""
+
+    attacker: str
+    defender: str
+    setting: Setting
+    budget: Budget
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        spec = {
+            "attacker": self.attacker,
+            "defender": self.defender,
+            **self.setting.describe(),
+            "budget": asdict(self.budget),
+            "seed": self.seed,
+        }
+        return f"{self.attacker}-vs-{self.defender}-{content_key('duel', spec)[:8]}"
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.seed + i for i in range(self.budget.seeds))
+
+
+@dataclass
+class Hooks:
+    """What a person watching sees: a line per trial, a line per round."""
+
+    on_trial: Callable[[TrialEvent], None] | None = None
+    on_round: Callable[[Round], None] | None = None
+    on_phase: Callable[[str], None] | None = None
+
+
+def absolute_url(url: str) -> str:
+    """A local path made absolute (Ray workers run in other folders); URLs unchanged."""
+    return url if "://" in url else os.path.abspath(url)
+
+
+def absolute_storage(url: str) -> str:
+    """A SQLite or journal file's URL with an absolute path; other URLs unchanged."""
+    path = sqlite_path(url)
+    if path is not None:
+        return "sqlite:///" + os.path.abspath(path)
+    path = journal_path(url)
+    if path is not None:
+        return "journal://" + os.path.abspath(path)
+    return url
+
+
+def run_duel(
+    spec: DuelSpec,
+    *,
+    name: str | None = None,
+    storage_url: str = DEFAULT_STORAGE,
+    out_dir: str | Path = "runs/duels",
+    resume: bool = False,
+    address: str | None = None,
+    compute: Compute | None = None,
+    hooks: Hooks | None = None,
+) -> dict[str, Any]:
+    """Play the duel and write ``out_dir/duel.json``; returns its content. ``address``
+    (shorthand for ``compute.address``) joins a Ray cluster; ``compute`` also picks the device,
+    the resources per trial and the retries of lost trials."""
+    hooks = hooks or Hooks()
+    start = time.perf_counter()
+    name = name or spec.name
+    compute = compute or Compute()
+    if address:
+        compute = replace(compute, address=address)
+    storage_url = absolute_storage(storage_url)
+    open_storage(storage_url)  # a bad URL or an unreachable server fails here, before any work
+    device = resolve_compute(compute)  # joins the cluster, if any; "cuda" with no GPU fails
+    setting = replace(spec.setting, cache_url=absolute_url(spec.setting.cache_url), device=device)
+    if compute.target:
+        check_shared_cache(setting.cache_url)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = setting.splits()
+    attackers = AttackerSpace(parse_attackers(spec.attacker), num_classes=data.num_classes)
+    defenders = DefenderSpace(spec.defender, num_classes=data.num_classes)
+    tally = Tally()
+    oracles = {
+        side: TuneOracle(
+            space=space,
+            duel=name,
+            setting=setting,
+            seeds=spec.seeds,
+            trials=trials,
+            storage_url=storage_url,
+            tune_dir=str((out / "tune").resolve()),
+            seed=spec.seed,
+            resume=resume,
+            compute=compute,
+            on_trial=hooks.on_trial,
+        )
+        for side, space, trials in (
+            ("attacker", attackers, spec.budget.attacker_trials),
+            ("defender", defenders, spec.budget.defender_trials),
+        )
+    }
+    cell_seconds = 0.0
+
+    def cells(pairs: Sequence[tuple[AttackerStrategy, DefenderStrategy]]) -> list[float]:
+        nonlocal cell_seconds
+        t0 = time.perf_counter()
+        by_attacker: dict[AttackerStrategy, list[DefenderStrategy]] = {}
+        for a, d in pairs:
+            by_attacker.setdefault(a, []).append(d)
+        rows = list(by_attacker.items())
+        if hooks.on_phase:
+            hooks.on_phase(f"payoff matrix: {len(pairs)} new cell(s)")
+        played = play_rows(rows, spec.seeds, setting, tally, compute=compute)
+        values = {
+            (a, d): mean_payoff(c)
+            for (a, ds), row in zip(rows, played, strict=True)
+            for d, c in zip(ds, row, strict=True)
+        }
+        cell_seconds += time.perf_counter() - t0
+        return [values[p] for p in pairs]
+
+    outcome = double_oracle(
+        attackers.defaults(),
+        defenders.defaults(),
+        cells=cells,
+        attacker_oracle=oracles["attacker"],
+        defender_oracle=oracles["defender"],
+        rounds=spec.budget.rounds,
+        epsilon=spec.budget.epsilon,
+        on_round=hooks.on_round,
+    )
+    t0 = time.perf_counter()
+    if hooks.on_phase and spec.budget.ci_seeds:
+        hooks.on_phase(f"confidence interval: the support on {spec.budget.ci_seeds} fresh seed(s)")
+    ci = value_interval(outcome, spec, setting, tally, compute)
+    ci_seconds = time.perf_counter() - t0
+    cell_nodes = dict(tally.nodes)
+    for oracle in oracles.values():
+        tally.merge(oracle.tally)
+    result = summarize(outcome, ci, tally)
+    result["duel"] = {
+        "name": name,
+        "attacker": spec.attacker,
+        "defender": spec.defender,
+        "storage": redact(storage_url),  # duel.json and report.md never hold a password
+        "cache": setting.cache_url,
+        "ray": compute.target or "local",
+        "device": device,
+        "budget": asdict(spec.budget),
+        "seed": spec.seed,
+        **setting.describe(),
+    }
+    result["seconds"] = {
+        "total": round(time.perf_counter() - start, 2),
+        "payoff_matrix": round(cell_seconds, 2),
+        "confidence_interval": round(ci_seconds, 2),
+        "studies": round(sum(sum(o.tuner_seconds) for o in oracles.values()), 2),
+    }
+    result["trials"] = [asdict(e) for o in oracles.values() for e in o.events]
+    result["nodes"] = node_counts(result["trials"], cell_nodes)
+    (out / "duel.json").write_text(json.dumps(result, indent=2, default=float))
+    return result
+
+
+def node_counts(trials: Sequence[dict[str, Any]], cell_tasks: dict[str, int]) -> dict[str, Any]:
+    """Per Ray node id: the trials and the cell tasks this run executed there."""
+    out: dict[str, dict[str, int]] = {}
+    for t in trials:
+        entry = out.setdefault(t["node"] or "unknown", {"trials": 0, "cell_tasks": 0})
+        entry["trials"] += 1
+    for node, n in cell_tasks.items():
+        out.setdefault(node, {"trials": 0, "cell_tasks": 0})["cell_tasks"] += n
+    return out
+
+
+def value_interval(
+    outcome: Outcome[Any, Any],
+    spec: DuelSpec,
+    setting: Setting,
+    tally: Tally,
+    compute: Compute | None = None,
+) -> dict[str, Any]:
+    """The equilibrium's value re-measured on fresh seeds: for each seed ``s``,
+    ``v_s = x_S^T M_s y_S`` over the two supports; the mean and a 95% Student-t interval
+    (no bounds, ``None``, from a single seed)."""
+    n = spec.budget.ci_seeds
+    x, y = outcome.equilibrium.attacker_mix, outcome.equilibrium.defender_mix
+    rows = [i for i, w in enumerate(x) if w > 1e-9]
+    cols = [j for j, w in enumerate(y) if w > 1e-9]
+    if n == 0:
+        return {"seeds": [], "values": [], "mean": None, "low": None, "high": None}
+    seeds = [spec.seed + CI_SEED_OFFSET + i for i in range(n)]
+    played = play_rows(
+        [(outcome.attackers[i], [outcome.defenders[j] for j in cols]) for i in rows],
+        seeds,
+        setting,
+        tally,
+        compute=compute,
+    )
+    values = []
+    for s in range(n):
+        m = np.array([[played[r][c][s].payoff for c in range(len(cols))] for r in range(len(rows))])
+        values.append(float(x[rows] @ m @ y[cols]))
+    mean = float(np.mean(values))
+    half = float("nan")
+    if n > 1:
+        half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
+    # payoffs are shares, so the interval is clipped to [0, 1]; one seed gives no interval
+    low = None if n < 2 else max(0.0, mean - half)
+    high = None if n < 2 else min(1.0, mean + half)
+    return {"seeds": seeds, "values": values, "mean": mean, "low": low, "high": high}
+
+
+def _mix(strategies: Sequence[Any], weights: np.ndarray) -> list[dict[str, Any]]:
+    order = np.argsort(-weights, kind="stable")
+    return [
+        {"weight": float(weights[i]), "strategy": strategies[i].label, **strategies[i].describe()}
+        for i in order
+        if weights[i] > 1e-9
+    ]
+
+
+def summarize(outcome: Outcome[Any, Any], ci: dict[str, Any], tally: Tally) -> dict[str, Any]:
+    """The ``duel.json`` record of a finished double oracle."""
+    last = outcome.rounds[-1]
+    eq = outcome.equilibrium
+    pure, worst = outcome.best_pure_defense()
+    return {
+        "value": eq.value,
+        "value_ci": ci,
+        "lower_bound": last.lower_bound,
+        "upper_bound": last.upper_bound,
+        "exploitability": last.gap,
+        "stopped": outcome.stopped,
+        "rounds": [asdict(r) for r in outcome.rounds],
+        "attacker_mix": _mix(outcome.attackers, eq.attacker_mix),
+        "defender_mix": _mix(outcome.defenders, eq.defender_mix),
+        "payoff_matrix": {
+            "attackers": [a.label for a in outcome.attackers],
+            "defenders": [d.label for d in outcome.defenders],
+            "values": outcome.matrix.tolist(),
+        },
+        "best_pure_defense": {
+            "strategy": pure.label,
+            **pure.describe(),
+            "worst_case": worst,
+            "worth_of_randomising": worst - eq.value,
+        },
+        "trainings": tally.trained,
+        "cache_hits": tally.cache_hits,
+    }

@@ -1,0 +1,122 @@
+"""The players' strategies: what the double oracle mixes and a payoff cell is played between.
+
+An attacker strategy is an attack family, its config and the BadNet's training recipe (the
+recipe belongs to the attacker: pitfall 1 of Veldanda & Garg). A defender strategy is one
+defense or a pipeline, with one config per stage. Both are frozen, hashable plain data, so the
+double oracle can tell a new strategy from one it already has; each has a content key (the hash
+of :meth:`describe`, also its cache identity) and a short label for reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from arena.core.cache import ArtifactCache, content_key
+from arena.core.config import config_to_dict
+from arena.core.train import TrainConfig
+from strategies import ATTACKS, UnknownStrategy, attack_class, defense_class
+from strategies.attacks import Attack, AttackConfig
+from strategies.defenses import Defense, DefenseConfig, build_defense, parse_defenses
+
+
+class _Identified:
+    """A strategy's content key (the hash of :meth:`describe`) and its short display label."""
+
+    side: ClassVar[str]
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        return content_key(self.side, self.describe())
+
+    @property
+    def label(self) -> str:
+        return f"{self.describe()['family']}#{self.key[:6]}"
+
+
+@dataclass(frozen=True)
+class AttackerStrategy(_Identified):
+    side: ClassVar[str] = "attacker"
+    family: str
+    attack: AttackConfig
+    recipe: TrainConfig
+
+    @classmethod
+    def of(
+        cls, family: str, attack: AttackConfig | None = None, recipe: TrainConfig | None = None
+    ) -> AttackerStrategy:
+        """The family by name, with its default config and the default recipe unless given."""
+        return cls(family, attack or attack_class(family).config_cls(), recipe or TrainConfig())
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that defines the strategy, JSON-ready (also its cache identity)."""
+        return {
+            "family": self.family,
+            "attack": config_to_dict(self.attack),
+            "train": config_to_dict(self.recipe),
+        }
+
+    def build(
+        self,
+        *,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        cache: ArtifactCache | None = None,
+    ) -> Attack:
+        return attack_class(self.family)(
+            self.attack, image_shape=image_shape, num_classes=num_classes, cache=cache
+        )
+
+
+@dataclass(frozen=True)
+class DefenderStrategy(_Identified):
+    side: ClassVar[str] = "defender"
+    stages: tuple[tuple[str, DefenseConfig], ...]
+
+    @classmethod
+    def of(
+        cls, spec: str, configs: Sequence[DefenseConfig | None] | None = None
+    ) -> DefenderStrategy:
+        """A defense or a pipeline by name (``strip+bdmae``), with one config per stage (each
+        the stage's default where ``None`` or not given)."""
+        names = parse_defenses(spec)
+        given = list(configs or [None] * len(names))
+        if len(given) != len(names):
+            raise ValueError(f"{spec!r} has {len(names)} stage(s) but {len(given)} config(s)")
+        return cls(
+            tuple(
+                (n, c if c is not None else defense_class(n).config_cls())
+                for n, c in zip(names, given, strict=True)
+            )
+        )
+
+    @property
+    def family(self) -> str:
+        return "+".join(name for name, _ in self.stages)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "stages": [{"name": n, "config": config_to_dict(c)} for n, c in self.stages],
+        }
+
+    def build(self, *, seed: int, cache: ArtifactCache | None = None) -> Defense:
+        return build_defense(
+            [n for n, _ in self.stages], [c for _, c in self.stages], seed=seed, cache=cache
+        )
+
+
+def parse_attackers(spec: str) -> list[str]:
+    """``"all"``, one family or a comma-separated list, checked against the registry."""
+    if spec == "all":
+        return sorted(ATTACKS)
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    if not names:
+        raise UnknownStrategy(f"no attack named; known attacks: all, {', '.join(sorted(ATTACKS))}")
+    for name in names:
+        attack_class(name)
+    return names

@@ -1,0 +1,54 @@
+"""Joining a Ray cluster: ``--address`` and ``RAY_ADDRESS``, and one-line errors when nothing
+answers there (Ray itself retries for minutes)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from arena.cell.runner import Compute, RayUnavailable, probe_address
+from arena.cli.app import main
+
+
+def test_a_closed_port_fails_at_once_and_auto_is_left_to_ray() -> None:
+    start = time.monotonic()
+    with pytest.raises(RayUnavailable, match="nothing answers at the Ray cluster address"):
+        probe_address("127.0.0.1:1")
+    with pytest.raises(RayUnavailable, match="ray start --head"):
+        probe_address("ray://localhost:1")
+    assert time.monotonic() - start < 30
+    probe_address("auto")  # Ray finds (or fails to find) the cluster itself
+
+
+@pytest.mark.parametrize("how", ["--address", "RAY_ADDRESS"])
+def test_duel_on_an_unreachable_cluster_is_one_line_before_any_work(
+    how: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    argv = [
+        "duel", "--attacker", "badnets", "--defender", "none", "--limit", "40",
+        "--storage", f"sqlite:///{tmp_path / 'a.db'}", "--cache", str(tmp_path / "cache"),
+        "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    if how == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    else:
+        argv += ["--address", "127.0.0.1:1"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    start, error = err.strip().splitlines()
+    assert out == "" and start.endswith("on the Ray cluster at 127.0.0.1:1")
+    assert error.startswith("arena duel: error: nothing answers") and "RAY_ADDRESS" in error
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_without_an_address_the_duel_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert Compute().target is None and Compute().where() == "a local Ray instance"
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    assert Compute().target == "head:6379"
+    assert Compute(address="other:6379").target == "other:6379"

@@ -1,0 +1,122 @@
+"""A whole duel on tiny data: Ray Tune trials, Optuna storage, cache replay, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from arena.cell.setting import Setting
+from arena.data import DataRef
+from arena.duels.run import DuelSpec, run_duel
+from arena.game.budget import BUDGETS, Budget
+from arena.report.duel import write_report
+from studies.oracle import DuelInterrupted, TuneOracle
+from studies.spaces import AttackerSpace
+from studies.storage import open_storage, study_name
+
+KEYS = {
+    "value", "value_ci", "lower_bound", "upper_bound", "exploitability", "rounds",
+    "attacker_mix", "defender_mix", "payoff_matrix", "best_pure_defense", "trainings",
+    "cache_hits", "seconds",
+}
+TINY = Budget(rounds=2, attacker_trials=2, defender_trials=2, epsilon=0.0, ci_seeds=2)
+
+
+@pytest.fixture(scope="module")
+def duel(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("duel")
+    setting = Setting(data=DataRef(limit=60), cache_url=str(root / "cache"))
+    spec = DuelSpec("badnets", "strip", setting, TINY, seed=0)
+    storage = f"sqlite:///{root / 'arena.db'}"
+    first = run_duel(spec, storage_url=storage, out_dir=root / "out")
+    again = run_duel(spec, storage_url=storage, out_dir=root / "again")
+    return {"spec": spec, "storage": storage, "root": root, "first": first, "again": again}
+
+
+def test_duel_json_has_every_key_and_consistent_numbers(duel: dict[str, Any]) -> None:
+    r = duel["first"]
+    assert set(r) >= KEYS
+    assert json.loads((duel["root"] / "out" / "duel.json").read_text())["value"] == r["value"]
+    assert r["lower_bound"] - 1e-9 <= r["value"] <= r["upper_bound"] + 1e-9
+    assert r["exploitability"] == pytest.approx(r["upper_bound"] - r["lower_bound"])
+    m = np.asarray(r["payoff_matrix"]["values"])
+    assert m.shape == (len(r["payoff_matrix"]["attackers"]), len(r["payoff_matrix"]["defenders"]))
+    assert ((m >= 0) & (m <= 1)).all()
+    for side in ("attacker_mix", "defender_mix"):
+        assert sum(e["weight"] for e in r[side]) == pytest.approx(1.0)
+    assert {"family", "attack", "train"} <= set(r["attacker_mix"][0])
+    assert "overlays" in r["defender_mix"][0]["stages"][0]["config"]
+    assert r["best_pure_defense"]["worst_case"] >= r["value"] - 1e-9
+    assert 1 <= len(r["rounds"]) <= TINY.rounds
+    assert r["trainings"] >= 2  # the clean model and the default BadNet at least
+    assert len(r["value_ci"]["values"]) == 2
+
+
+def test_storage_holds_one_study_per_side_and_round(duel: dict[str, Any]) -> None:
+    storage = open_storage(duel["storage"])
+    name = duel["spec"].name
+    for r in duel["first"]["rounds"]:
+        for side in ("attacker", "defender"):
+            study = optuna.load_study(
+                study_name=study_name(name, side, r["round"]), storage=storage
+            )
+            assert study.user_attrs["side"] == side and study.user_attrs["duel"] == name
+            trials = study.get_trials(states=(TrialState.COMPLETE,))
+            assert len(trials) == study.user_attrs["planned_trials"] >= 2
+            for t in trials:
+                assert 0.0 <= t.value <= 1.0
+                assert {"strategy", "ca", "asr", "payoffs"} <= set(t.user_attrs)
+                assert len(t.system_attrs["constraints"]) == 2
+
+
+def test_defender_trials_never_train_and_replay_trains_nothing(duel: dict[str, Any]) -> None:
+    trials = duel["first"]["trials"]
+    assert {t["side"] for t in trials} == {"attacker", "defender"}
+    assert all(t["trained"] == 0 for t in trials if t["side"] == "defender")
+    again = duel["again"]
+    assert again["trainings"] == 0 and again["trials"] == []
+    assert again["value"] == duel["first"]["value"]
+    assert again["payoff_matrix"] == duel["first"]["payoff_matrix"]
+
+
+def test_report_files(duel: dict[str, Any], tmp_path: Path) -> None:
+    paths = write_report(duel["first"], tmp_path)
+    assert [p.name for p in paths] == ["report.md", "payoff_matrix.png", "bounds.png"]
+    assert "## Rounds" in paths[0].read_text()
+    assert all(p.stat().st_size > 1000 for p in paths[1:])
+
+
+def test_an_unfinished_study_needs_resume(tmp_path: Path) -> None:
+    space = AttackerSpace(["badnets"], num_classes=10)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    oracle = TuneOracle(space, "d", Setting(), (0,), trials=2, storage_url=url,
+                        tune_dir=str(tmp_path))
+    study, remaining = oracle._prepare("d/r01/attacker", 1, space.defaults(), [])
+    assert remaining == 3  # one warm start (the default) + two new trials
+    done = study.ask()
+    space.define(done)
+    study.tell(done, 0.5)
+    cut = study.ask()  # a trial that was running when the run stopped
+    space.define(cut)
+    with pytest.raises(DuelInterrupted, match="--resume"):
+        oracle._prepare("d/r01/attacker", 1, space.defaults(), [])
+    oracle.resume = True
+    study, remaining = oracle._prepare("d/r01/attacker", 1, space.defaults(), [])
+    assert remaining == 2
+    states = [t.state for t in study.get_trials()]
+    assert states[:2] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert states[-1] == TrialState.WAITING  # the cut trial's parameters, queued again
+    assert study.get_trials()[-1].system_attrs["fixed_params"] == cut.params
+
+
+def test_budget_presets_grow() -> None:
+    q, d, t = (BUDGETS[k] for k in ("quick", "default", "thorough"))
+    assert q.rounds < d.rounds < t.rounds and q.attacker_trials < d.attacker_trials
+    with pytest.raises(ValueError, match="--rounds"):
+        Budget(rounds=0, attacker_trials=1, defender_trials=1, epsilon=0.0)
