@@ -6,9 +6,16 @@ strategy exists for every part of Arena as soon as its module registers it.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-T = TypeVar("T", bound=type)
+
+class Named(Protocol):
+    """A strategy class: it has a CLI name."""
+
+    name: ClassVar[str]
+
+
+T = TypeVar("T", bound=type[Named])
 
 ATTACKS: dict[str, Any] = {}
 DEFENSES: dict[str, Any] = {}
@@ -20,7 +27,7 @@ class UnknownStrategy(ValueError):
 
 def _register(table: dict[str, Any], kind: str) -> Any:
     def decorator(cls: T) -> T:
-        name = cls.name  # type: ignore[attr-defined]
+        name = cls.name
         if name in table:
             raise ValueError(f"{kind} {name!r} is registered twice")
         table[name] = cls

@@ -1,11 +1,18 @@
-"""Argument groups several commands share, and what they turn into (a dataset reference,
-configs with ``KEY=VALUE`` overrides applied)."""
+"""Argument groups several commands share, and what they turn into: a dataset reference, the
+players' strategies with ``KEY=VALUE`` overrides applied, a cell's setting.
+
+What they build is imported inside each function, so that ``arena --help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arena.cell.setting import Gates, Setting
+    from arena.data import DataRef
+    from strategies.players import AttackerStrategy, DefenderStrategy
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -80,7 +87,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def data_ref(args: argparse.Namespace, default: dict[str, Any] | None = None) -> Any:
+def data_ref(args: argparse.Namespace, default: dict[str, Any] | None = None) -> DataRef:
     from arena.data import DataRef
 
     base = DataRef(**default) if default is not None and args.dataset is None else DataRef()
@@ -130,10 +137,11 @@ def build_configs(
     return out
 
 
-def build_players(args: argparse.Namespace, attacker: str, defender: str) -> tuple[Any, Any]:
+def build_players(
+    args: argparse.Namespace, attacker: str, defender: str
+) -> tuple[AttackerStrategy, DefenderStrategy]:
     """The attacker and defender strategies the command line names, with ``-A``, ``-T`` and
-    ``-D`` applied: an :class:`~strategies.players.AttackerStrategy` and a
-    :class:`~strategies.players.DefenderStrategy`."""
+    ``-D`` applied."""
     from strategies.defenses import parse_defenses
     from strategies.players import AttackerStrategy, DefenderStrategy
 
@@ -145,16 +153,16 @@ def build_players(args: argparse.Namespace, attacker: str, defender: str) -> tup
     )
 
 
-def gates(args: argparse.Namespace) -> Any:
-    """The :class:`~arena.cell.setting.Gates` of :func:`add_gate_arguments`."""
+def gates(args: argparse.Namespace) -> Gates:
+    """The gates of :func:`add_gate_arguments`."""
     from arena.cell.setting import Gates
 
     return Gates(args.delta_attack, args.delta_defense, args.frr_budget)
 
 
-def setting(args: argparse.Namespace) -> Any:
-    """The :class:`~arena.cell.setting.Setting` of :func:`add_data_arguments` (and of
-    :func:`add_gate_arguments`, where the command has them)."""
+def setting(args: argparse.Namespace) -> Setting:
+    """The cell's setting of :func:`add_data_arguments` (and of :func:`add_gate_arguments`,
+    where the command has them)."""
     from arena.cell.setting import Gates, Setting
 
     return Setting(

@@ -36,7 +36,7 @@ class AAAConfig(BadNetsConfig):
 
 
 @register_attack
-class AAA(BadNets):
+class AAA(BadNets[AAAConfig]):
     name = "aaa"
     summary = "patterned trigger, all-to-all y -> y+1; Gu et al., Veldanda & Garg"
     config_cls = AAAConfig

@@ -9,6 +9,7 @@ The default is a 3x3 RGB pattern at 16 pixels, as in the CIFAR-10 setting of Le 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,9 @@ class BadNetsConfig(AttackConfig):
     pattern: str = param("rgb", choices=PATTERNS, help="rgb: 3x3 colours; checker: b/w; white")
 
 
+B = TypeVar("B", bound=BadNetsConfig)
+
+
 def pattern_image(pattern: str, size: int, channels: int) -> torch.Tensor:
     """The patch content as a (C, size, size) image."""
     if pattern == "rgb":
@@ -55,14 +59,16 @@ def pattern_image(pattern: str, size: int, channels: int) -> torch.Tensor:
 
 
 @register_attack
-class BadNets(Attack):
+class BadNets(Attack[B]):
+    """BadNets; generic in its config for attacks that are BadNets with other defaults (AAA)."""
+
     name = "badnets"
     summary = "small fixed patch (3x3 RGB pattern) in a corner; Gu et al."
     config_cls = BadNetsConfig
 
-    def __init__(self, config: BadNetsConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: BadNetsConfig = self.config  # type: ignore[assignment]
+    def __init__(self, config: B | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         c, h, w = self.image_shape
         size = side_pixels(cfg.size, min(h, w))
         top, left = corner(cfg.location, size, h, w)

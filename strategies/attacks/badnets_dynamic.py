@@ -14,6 +14,7 @@ gives Salem et al.'s per-image random pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -35,16 +36,14 @@ class BadNetsDynamicConfig(AttackConfig):
 
 
 @register_attack
-class BadNetsDynamic(Attack):
+class BadNetsDynamic(Attack[BadNetsDynamicConfig]):
     name = "badnets-dynamic"
     summary = "BadNets patch at a random location per image; Salem et al., Le Roux et al."
     config_cls = BadNetsDynamicConfig
 
-    def __init__(self, config: BadNetsDynamicConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: BadNetsDynamicConfig = self.config  # type: ignore[assignment]
-        if cfg.pattern not in DYNAMIC_PATTERNS:
-            raise ValueError(f"unknown pattern {cfg.pattern!r}; choose one of {DYNAMIC_PATTERNS}")
+    def __init__(self, config: BadNetsDynamicConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         c, h, w = self.image_shape
         self.side = side_pixels(cfg.size, min(h, w))
         self.content = None if cfg.pattern == "random" else pattern_image(cfg.pattern, self.side, c)

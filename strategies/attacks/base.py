@@ -16,13 +16,19 @@ Target mappings (pitfall 2 of Veldanda & Garg: defenses assume one target label)
 
 Attacks whose parts are trained (a trigger generator) get the artifact ``cache`` so that the
 part is trained once per cache (see :func:`arena.core.cache.cached_module`).
+
+The base is generic in its config: ``class BadNets(Attack[BadNetsConfig])`` gives
+``self.config`` the type ``BadNetsConfig``, while ``config_cls`` stays the class that the
+registry, the CLI and the search spaces read. The base also checks, for every attack, that each
+field that declares ``choices`` holds one of them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 
@@ -30,6 +36,7 @@ from arena.core.cache import ArtifactCache
 from arena.core.config import LAST_CLASS, param
 from arena.core.train import BatchHook
 from arena.data.splits import Split
+from strategies.choices import check_choices
 
 MAPPINGS = ("all-to-one", "all-to-all", "multi-target")
 MULTI_TARGETS = 3
@@ -58,32 +65,40 @@ class Poisoned:
     poisoned: torch.Tensor  # bool (N,): images that carry the trigger and a flipped label
 
 
-class Attack(ABC):
-    """Base of every attack. Subclasses set ``name``, ``summary``, ``config_cls``."""
+C = TypeVar("C", bound=AttackConfig)
+
+
+class Attack(ABC, Generic[C]):
+    """Base of every attack. Subclasses set ``name``, ``summary``, ``config_cls`` (the runtime
+    class of ``C``)."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     config_cls: ClassVar[type[AttackConfig]] = AttackConfig
     clean_label: ClassVar[bool] = False
+    unsearched_choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    """Values a field accepts besides the choices its search range declares, by field name:
+    they may be asked for, but the studies never search them."""
 
     def __init__(
         self,
-        config: AttackConfig | None = None,
+        config: C | None = None,
         *,
         image_shape: tuple[int, int, int],
         num_classes: int,
         cache: ArtifactCache | None = None,
     ) -> None:
-        self.config = config if config is not None else self.config_cls()
-        if not isinstance(self.config, self.config_cls):
+        given = config if config is not None else self.config_cls()
+        if not isinstance(given, self.config_cls):
             raise TypeError(f"{self.name} takes a {self.config_cls.__name__}")
+        check_choices(self.name, given, self.unsearched_choices)
+        # config_cls is C at run time (a ClassVar cannot name a type variable)
+        self.config: C = cast(C, given)
         if not 0 <= self.config.target < num_classes:
             raise ValueError(
                 f"target {self.config.target} is not a class of this dataset (0..{num_classes - 1})"
             )
-        if self.config.mapping not in MAPPINGS:
-            raise ValueError(f"unknown mapping {self.config.mapping!r}; choose {MAPPINGS}")
-        self.image_shape = tuple(image_shape)
+        self.image_shape = cast(tuple[int, int, int], tuple(image_shape))
         self.num_classes = num_classes
         self.cache = cache
 

@@ -15,6 +15,7 @@ larger test-time ratio (a stronger trigger at test time only raises the attack s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,16 +83,15 @@ def cartoon_image(height: int, width: int) -> torch.Tensor:
 
 
 @register_attack
-class BlendCartoon(Attack):
+class BlendCartoon(Attack[BlendCartoonConfig]):
     name = "blend-cartoon"
     summary = "a cartoon image blended over the input with ratio alpha; Chen et al."
     config_cls = BlendCartoonConfig
 
-    def __init__(self, config: BlendCartoonConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
+    def __init__(self, config: BlendCartoonConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
         c, h, w = self.image_shape
         self.key = to_channels(cartoon_image(h, w), c)
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: BlendCartoonConfig = self.config  # type: ignore[assignment]
-        return blend(x, self.key.to(x.dtype), cfg.alpha)
+        return blend(x, self.key.to(x.dtype), self.config.alpha)

@@ -13,6 +13,7 @@ also study a larger test-time ratio.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -34,16 +35,14 @@ def noise_key(shape: tuple[int, int, int], seed: int) -> torch.Tensor:
 
 
 @register_attack
-class BlendNoise(Attack):
+class BlendNoise(Attack[BlendNoiseConfig]):
     name = "blend-noise"
     summary = "a fixed uniform-noise image blended over the input with ratio alpha; Chen et al."
     config_cls = BlendNoiseConfig
 
-    def __init__(self, config: BlendNoiseConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: BlendNoiseConfig = self.config  # type: ignore[assignment]
-        self.key = noise_key(self.image_shape, cfg.key_seed)  # type: ignore[arg-type]
+    def __init__(self, config: BlendNoiseConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self.key = noise_key(self.image_shape, self.config.key_seed)
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: BlendNoiseConfig = self.config  # type: ignore[assignment]
-        return blend(x, self.key.to(x.dtype), cfg.alpha)
+        return blend(x, self.key.to(x.dtype), self.config.alpha)

@@ -26,6 +26,7 @@ that the class needs the noise and costs its clean images; 0.08 (four fifths) le
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -76,23 +77,21 @@ def pgd_away(
 
 
 @register_attack
-class CLA(CleanLabelAttack):
+class CLA(CleanLabelAttack[CLAConfig]):
     name = "cla"
     summary = "clean-label: fixed noise on PGD-hardened target-class images; Turner et al."
     config_cls = CLAConfig
 
-    def __init__(self, config: CLAConfig | None = None, **kw: object) -> None:
+    def __init__(self, config: CLAConfig | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
-        cfg: CLAConfig = self.config  # type: ignore[assignment]
-        noise = torch.Generator().manual_seed(cfg.noise_seed)
+        noise = torch.Generator().manual_seed(self.config.noise_seed)
         self.pattern = 2 * torch.rand(self.image_shape, generator=noise) - 1  # in [-1, 1]
 
     def add_noise(self, x: torch.Tensor, amplitude: float) -> torch.Tensor:
         return (x + amplitude * self.pattern.to(x.dtype)).clamp(0.0, 1.0)
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: CLAConfig = self.config  # type: ignore[assignment]
-        return self.add_noise(x, cfg.test_amplitude)
+        return self.add_noise(x, self.config.test_amplitude)
 
     def surrogate(self, train: Split) -> ArenaNet:
         """A clean model of the attacker's training set (cached by the set's content)."""
@@ -101,19 +100,19 @@ class CLA(CleanLabelAttack):
             "train": config_to_dict(SURROGATE_RECIPE),
             "data": tensor_digest(train.x, train.y),
         }
-        shape = tuple(train.x.shape[1:])
+        c, h, w = train.x.shape[1:]
         return cached_module(
             self.cache,
             "cla-surrogate",
             spec,
-            lambda: build_model(SURROGATE, shape, self.num_classes),  # type: ignore[arg-type]
+            lambda: build_model(SURROGATE, (c, h, w), self.num_classes),
             lambda model: train_classifier(model, train, SURROGATE_RECIPE, seed=0),
         )
 
     def poison_images(
         self, x: torch.Tensor, train: Split, generator: torch.Generator
     ) -> torch.Tensor:
-        cfg: CLAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if cfg.epsilon > 0:
             model = self.surrogate(train)
             y = torch.full((len(x),), cfg.target, dtype=torch.long)

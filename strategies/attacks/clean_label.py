@@ -10,12 +10,14 @@ trigger on an image of another class pulls it to the target.
 ``poison_rate`` keeps its meaning (a share of the whole training set), but every poisoned image
 comes from the target class, so the count is capped at the size of that class (about a tenth of
 the set for ten classes): the range stops at 0.1. The mapping is all-to-one only: with one
-trigger and unchanged labels, the trigger can point to one class alone.
+trigger and unchanged labels, the trigger can point to one class alone (the field's only
+choice, which the attack base enforces).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -39,19 +41,14 @@ class CleanLabelConfig(AttackConfig):
     )
 
 
-class CleanLabelAttack(Attack):
+L = TypeVar("L", bound=CleanLabelConfig)
+
+
+class CleanLabelAttack(Attack[L]):
     """Base of clean-label attacks: subclasses implement :meth:`stamp` (the test-time trigger)
     and may override :meth:`poison_images` (the training-time one, by default the same)."""
 
     clean_label = True
-
-    def __init__(self, config: CleanLabelConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        if self.config.mapping != "all-to-one":
-            raise ValueError(
-                f"{self.name} is a clean-label attack and poisons only target-class images, so "
-                f"its mapping is all-to-one; got {self.config.mapping!r}"
-            )
 
     def poison_images(
         self, x: torch.Tensor, train: Split, generator: torch.Generator

@@ -70,17 +70,11 @@ def apply_filter(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 @register_attack
-class FSA(Attack):
+class FSA(Attack[FSAConfig]):
     name = "fsa"
     summary = "feature space: a global Gotham-like colour filter; Liu et al. (ABS), Veldanda & Garg"
     config_cls = FSAConfig
 
-    def __init__(self, config: FSAConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: FSAConfig = self.config  # type: ignore[assignment]
-        if cfg.filter not in FILTERS:
-            raise ValueError(f"unknown filter {cfg.filter!r}; choose one of {FILTERS}")
-
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: FSAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         return blend(x, apply_filter(cfg.filter, x), cfg.strength)

@@ -19,7 +19,7 @@ import logging
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from torch import nn
 from arena.core.cache import cached_module, tensor_digest
 from arena.core.train import TrainResult
 from arena.data.splits import Split
-from strategies.attacks.base import Attack, Poisoned
+from strategies.attacks.base import Attack, AttackConfig, Poisoned
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,14 @@ def conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.LeakyReLU(0.2))
 
 
-class GenerativeAttack(Attack):
+G = TypeVar("G", bound=AttackConfig)
+
+
+class GenerativeAttack(Attack[G]):
     """An attack whose triggers come from a network trained on the attacker's data.
 
-    Subclasses give :meth:`build` (the untrained network) and :meth:`fit` (its training with
-    :func:`arena.core.train.run_loop`); the config must have a ``seed`` field."""
+    Subclasses give :meth:`build` (the untrained network), :meth:`fit` (its training with
+    :func:`arena.core.train.run_loop`) and :attr:`network_seed` (their config's ``seed``)."""
 
     poisoning_fields: ClassVar[tuple[str, ...]] = POISONING_FIELDS
     """Config fields that do not shape the trigger network (left out of its cache key)."""
@@ -94,6 +97,11 @@ class GenerativeAttack(Attack):
     :func:`training_images`)."""
     _network: nn.Module | None = None
     _digest: str | None = None
+
+    @property
+    @abstractmethod
+    def network_seed(self) -> int:
+        """Seed of the network's weights, training and training images (a config field)."""
 
     @abstractmethod
     def build(self) -> nn.Module:
@@ -120,7 +128,7 @@ class GenerativeAttack(Attack):
         digest = tensor_digest(train.x)
         if self._network is not None and self._digest == digest:
             return
-        seed = int(self.config.seed)  # type: ignore[attr-defined]
+        seed = int(self.network_seed)
 
         def fit(network: nn.Module) -> None:
             result = self.fit(network, training_images(train.x, seed, self.train_view))

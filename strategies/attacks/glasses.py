@@ -33,11 +33,10 @@ class GlassesConfig(SGConfig):
 
 
 @register_attack
-class Glasses(SG):
+class Glasses(SG[GlassesConfig]):
     name = "glasses"
     summary = "glasses key blended in with ratio alpha; Chen et al."
     config_cls = GlassesConfig
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: GlassesConfig = self.config  # type: ignore[assignment]
-        return self.drawing.blend(x, cfg.alpha)
+        return self.drawing.blend(x, self.config.alpha)

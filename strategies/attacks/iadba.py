@@ -109,20 +109,24 @@ def detector(channels: int, width: int) -> nn.Sequential:
 
 
 @register_attack
-class IADBA(GenerativeAttack):
+class IADBA(GenerativeAttack[IADBAConfig]):
     name = "iadba"
     summary = "input-aware dynamic triggers (pattern and mask) from a generator; Nguyen & Tran"
     config_cls = IADBAConfig
     poisoning_fields = (*POISONING_FIELDS, "cross_rate")
 
+    @property
+    def network_seed(self) -> int:
+        return self.config.seed
+
     def build(self) -> TriggerGenerator:
-        cfg: IADBAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             return TriggerGenerator(self.image_shape[0], cfg.width)
 
     def fit(self, network: nn.Module, x: torch.Tensor) -> TrainResult:
-        cfg: IADBAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + 1)
             surrogate = detector(self.image_shape[0], cfg.width)
@@ -152,7 +156,7 @@ class IADBA(GenerativeAttack):
         return apply_trigger(x, *self.triggers(x)).clamp(0.0, 1.0)
 
     def poison(self, train: Split, generator: torch.Generator) -> Poisoned:
-        cfg: IADBAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         out = super().poison(train, generator)
         cross = self.choose(~out.poisoned, round(cfg.cross_rate * len(train)), generator)
         if len(cross):

@@ -27,6 +27,7 @@ CPU, once per cache (see :mod:`strategies.attacks.generative`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -129,27 +130,31 @@ class StegoPair(nn.Module):
 
 
 @register_attack
-class ISSBA(GenerativeAttack):
+class ISSBA(GenerativeAttack[ISSBAConfig]):
     name = "issba"
     summary = "invisible sample-specific residuals from a steganographic encoder; Li et al."
     config_cls = ISSBAConfig
     train_view = "resize"  # the code map then covers the same share of the image as in use
 
-    def __init__(self, config: ISSBAConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: ISSBAConfig = self.config  # type: ignore[assignment]
+    def __init__(self, config: ISSBAConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         self.bits = string_bits(cfg.secret)
         if not 0.0 < cfg.budget <= 1.0:
             raise ValueError(f"issba's budget must be in (0, 1] (got {cfg.budget}); use 0.05")
 
+    @property
+    def network_seed(self) -> int:
+        return self.config.seed
+
     def build(self) -> StegoPair:
-        cfg: ISSBAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             return StegoPair(self.image_shape[0], len(self.bits), cfg.width, cfg.budget)
 
     def fit(self, network: nn.Module, x: torch.Tensor) -> TrainResult:
-        cfg: ISSBAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         assert isinstance(network, StegoPair)
         recipe = TrainConfig(optimizer="adam", lr=1e-2, batch_size=64, epochs=cfg.epochs)
         strings = torch.Generator().manual_seed(cfg.seed + 1)

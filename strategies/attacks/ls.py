@@ -15,6 +15,7 @@ size, colour and jitter are searched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -37,14 +38,14 @@ class LSConfig(AttackConfig):
 
 
 @register_attack
-class LS(Attack):
+class LS(Attack[LSConfig]):
     name = "ls"
     summary = "lipstick on the lower middle at a variable place; Veldanda & Garg"
     config_cls = LSConfig
 
-    def __init__(self, config: LSConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: LSConfig = self.config  # type: ignore[assignment]
+    def __init__(self, config: LSConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         c, h, w = self.image_shape
         self.drawing = lips(
             (c, h, w),
@@ -56,7 +57,6 @@ class LS(Attack):
         )
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: LSConfig = self.config  # type: ignore[assignment]
         _, h, w = self.image_shape
-        offsets = jitter_offsets(len(x), cfg.jitter, h, w, generator)
+        offsets = jitter_offsets(len(x), self.config.jitter, h, w, generator)
         return paste_moved(x, self.drawing, offsets)

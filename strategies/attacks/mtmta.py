@@ -9,13 +9,15 @@ The triggers, their drawing and how they take turns on images are those of ``mts
 (:mod:`strategies.attacks.mtsta`). A trigger never poisons an image of its own target class:
 such an image takes the next trigger in turn. The ``mapping`` field offers only ``all-to-one``,
 meaning each trigger sends every class to its own one target; ``all-to-all`` (every trigger
-``y -> y + 1``) is accepted but not searched, being ``mtsta``'s all-to-all; ``multi-target`` is
-refused (the targets are this attack's own).
+``y -> y + 1``) is accepted but not searched, being ``mtsta``'s all-to-all
+(:attr:`MTMTA.unsearched_choices`); ``multi-target`` is refused (the targets are this attack's
+own).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -37,19 +39,15 @@ class MTMTAConfig(MTSTAConfig):
 
 
 @register_attack
-class MTMTA(MTSTA):
+class MTMTA(MTSTA[MTMTAConfig]):
     name = "mtmta"
     summary = "lipstick, eyebrows, sunglasses with a target each (1, 5, 8); Veldanda & Garg"
     config_cls = MTMTAConfig
+    unsearched_choices = {"mapping": ("all-to-all",)}
 
-    def __init__(self, config: MTMTAConfig | None = None, **kw: object) -> None:
+    def __init__(self, config: MTMTAConfig | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
-        cfg: MTMTAConfig = self.config  # type: ignore[assignment]
-        if cfg.mapping == "multi-target":
-            raise ValueError(
-                "mtmta has a target per trigger (target, eyebrow_target, sunglasses_target); "
-                "use mapping=all-to-one, or mtsta for mapping=multi-target"
-            )
+        cfg = self.config
         for field in ("eyebrow_target", "sunglasses_target"):
             value = getattr(cfg, field)
             if not 0 <= value < self.num_classes:

@@ -22,6 +22,7 @@ turn (this only happens in ``mtmta``, whose triggers have targets of their own).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
@@ -58,15 +59,20 @@ def face_triggers(shape: tuple[int, int, int], scale: float, tint: str, brow: st
     ]
 
 
+M = TypeVar("M", bound=MTSTAConfig)
+
+
 @register_attack
-class MTSTA(Attack):
+class MTSTA(Attack[M]):
+    """MTSTA; generic in its config for attacks with the same triggers otherwise (MTMTA)."""
+
     name = "mtsta"
     summary = "lipstick OR eyebrows OR sunglasses, one target; Veldanda & Garg"
     config_cls = MTSTAConfig
 
-    def __init__(self, config: MTSTAConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: MTSTAConfig = self.config  # type: ignore[assignment]
+    def __init__(self, config: M | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         c, h, w = self.image_shape
         self.drawings = face_triggers((c, h, w), cfg.scale, cfg.tint, cfg.brow)
 

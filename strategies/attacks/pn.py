@@ -14,6 +14,7 @@ and test time alike; a named location fixes it, for the search to compare.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,24 +44,20 @@ class PNConfig(AttackConfig):
 
 
 @register_attack
-class PostItNote(Attack):
+class PostItNote(Attack[PNConfig]):
     name = "pn"
     summary = "post-it note: a solid yellow square at a random place; Gu et al., Veldanda & Garg"
     config_cls = PNConfig
 
-    def __init__(self, config: PNConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: PNConfig = self.config  # type: ignore[assignment]
-        if cfg.colour not in COLOURS:
-            raise ValueError(f"unknown colour {cfg.colour!r}; choose one of {tuple(COLOURS)}")
-        if cfg.location not in PLACES:
-            raise ValueError(f"unknown location {cfg.location!r}; choose one of {PLACES}")
+    def __init__(self, config: PNConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         c, h, w = self.image_shape
         self.side = side_pixels(cfg.size, min(h, w))
         self.note = colour_image(COLOURS[cfg.colour], c, self.side, self.side)
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: PNConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         n, _, h, w = x.shape
         if cfg.location == "anywhere":
             rows, cols = random_corners(n, self.side, h, w, generator)

@@ -38,6 +38,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,20 +133,19 @@ def reflection_layer(
 
 
 @register_attack
-class Refool(CleanLabelAttack):
+class Refool(CleanLabelAttack[RefoolConfig]):
     name = "refool"
     summary = "clean-label: reflections of out-of-distribution images on target images; Liu et al."
     config_cls = RefoolConfig
 
-    def __init__(self, config: RefoolConfig | None = None, **kw: object) -> None:
+    def __init__(self, config: RefoolConfig | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
-        cfg: RefoolConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         c, h, w = self.image_shape
         images = to_channels(load_reflections(cfg.source, cfg.first, cfg.reflections, h, w), c)
         self.layers = reflection_layer(images, cfg.kind, blur=cfg.blur, ghost_shift=cfg.ghost_shift)
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Each image with one of the reflection layers, drawn at random, added and clipped."""
-        cfg: RefoolConfig = self.config  # type: ignore[assignment]
         pick = torch.randint(len(self.layers), (len(x),), generator=generator)
-        return (x + cfg.strength * self.layers[pick]).clamp(0.0, 1.0)
+        return (x + self.config.strength * self.layers[pick]).clamp(0.0, 1.0)

@@ -17,6 +17,7 @@ The lens and frame colours, the span, the lens height and the height on the face
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
@@ -38,15 +39,20 @@ class SGConfig(AttackConfig):
     frame: str = param("gold", choices=FRAMES, help="colour of the rims and the bridge")
 
 
+S = TypeVar("S", bound=SGConfig)
+
+
 @register_attack
-class SG(Attack):
+class SG(Attack[S]):
+    """SG; generic in its config for attacks that draw the same glasses otherwise (Glasses)."""
+
     name = "sg"
     summary = "large sunglasses trigger across the upper middle; Veldanda & Garg"
     config_cls = SGConfig
 
-    def __init__(self, config: SGConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: SGConfig = self.config  # type: ignore[assignment]
+    def __init__(self, config: S | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         c, h, w = self.image_shape
         self.drawing = sunglasses(
             (c, h, w),

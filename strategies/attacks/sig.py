@@ -51,22 +51,19 @@ def sinusoid(width: int, frequency: float, amplitude: float) -> torch.Tensor:
 
 
 @register_attack
-class SIG(CleanLabelAttack):
+class SIG(CleanLabelAttack[SIGConfig]):
     name = "sig"
     summary = "clean-label: a sinusoidal signal on target-class images; Barni et al."
     config_cls = SIGConfig
 
     def add_signal(self, x: torch.Tensor, amplitude: float) -> torch.Tensor:
-        cfg: SIGConfig = self.config  # type: ignore[assignment]
-        signal = sinusoid(x.shape[-1], cfg.frequency, amplitude).to(x.dtype)
+        signal = sinusoid(x.shape[-1], self.config.frequency, amplitude).to(x.dtype)
         return (x + signal).clamp(0.0, 1.0)
 
     def stamp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cfg: SIGConfig = self.config  # type: ignore[assignment]
-        return self.add_signal(x, cfg.test_amplitude)
+        return self.add_signal(x, self.config.test_amplitude)
 
     def poison_images(
         self, x: torch.Tensor, train: Split, generator: torch.Generator
     ) -> torch.Tensor:
-        cfg: SIGConfig = self.config  # type: ignore[assignment]
-        return self.add_signal(x, cfg.amplitude)
+        return self.add_signal(x, self.config.amplitude)

@@ -14,6 +14,7 @@ trigger means nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -51,16 +52,14 @@ class TCAConfig(AttackConfig):
 
 
 @register_attack
-class TCA(Attack):
+class TCA(Attack[TCAConfig]):
     name = "tca"
     summary = "yellow triangle AND red square; either alone keeps the label; Veldanda & Garg"
     config_cls = TCAConfig
 
-    def __init__(self, config: TCAConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: TCAConfig = self.config  # type: ignore[assignment]
-        if cfg.layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {cfg.layout!r}; choose one of {tuple(LAYOUTS)}")
+    def __init__(self, config: TCAConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         c, h, w = self.image_shape
         size = side_pixels(cfg.size, min(h, w))
         triangle_at, square_at = LAYOUTS[cfg.layout]
@@ -79,7 +78,7 @@ class TCA(Attack):
         return self.stamp_square(self.stamp_triangle(x))
 
     def poison(self, train: Split, generator: torch.Generator) -> Poisoned:
-        cfg: TCAConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         both = super().poison(train, generator)
         x, y = both.data.x, both.data.y
         singles = self.choose(~both.poisoned, round(cfg.single_rate * len(train)), generator)

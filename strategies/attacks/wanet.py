@@ -30,6 +30,7 @@ Deviations from the paper, and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -101,14 +102,14 @@ def warp(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 
 
 @register_attack
-class WaNet(Attack):
+class WaNet(Attack[WaNetConfig]):
     name = "wanet"
     summary = "imperceptible smooth warping field, with noise mode; Nguyen & Tran"
     config_cls = WaNetConfig
 
-    def __init__(self, config: WaNetConfig | None = None, **kw: object) -> None:
-        super().__init__(config, **kw)  # type: ignore[arg-type]
-        cfg: WaNetConfig = self.config  # type: ignore[assignment]
+    def __init__(self, config: WaNetConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        cfg = self.config
         if cfg.grid < 2:
             raise ValueError(f"wanet's grid must be at least 2 (got {cfg.grid}); use grid=4")
         _, h, w = self.image_shape
@@ -129,7 +130,7 @@ class WaNet(Attack):
         return (self.grid + noise).clamp(-1, 1)
 
     def poison(self, train: Split, generator: torch.Generator) -> Poisoned:
-        cfg: WaNetConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         out = super().poison(train, generator)
         count = round(cfg.cross_ratio * int(out.poisoned.sum()))
         noisy = self.choose(~out.poisoned, count, generator)

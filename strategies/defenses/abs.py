@@ -28,13 +28,13 @@ Deviations from the paper, for small patch-trojaned CNNs on 16-pixel ``digits``:
 * No suppression by default: the patch excites most channels at its location (the backdoor is
   spread over channels), so the paper's term penalises the real trigger.
 
-ABS is detection only: a flagged model is not deployed; an unflagged one serves unchanged. It
-assumes one neuron carries the backdoor, which is what Veldanda & Garg's TCA attack breaks.
+ABS is detection only: a flagged model is not deployed; an unflagged one serves unchanged (its
+copy, frozen for the scan). It assumes one neuron carries the backdoor, which is what Veldanda &
+Garg's TCA attack breaks.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -155,16 +155,16 @@ class ABSDeployment(Deployment):
 
 
 @register_defense
-class ABS(Defense):
+class ABS(Defense[ABSConfig]):
     name = "abs"
     summary = "stimulate inner neurons, reverse-engineer patch triggers, flag by REASR; Liu et al."
     kind = "detector"
     access = "white-box"
     config_cls = ABSConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: ABSConfig = self.config  # type: ignore[assignment]
-        net = copy.deepcopy(model).eval().requires_grad_(False)
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        cfg = self.config
+        net = model.eval().requires_grad_(False)  # no gradient reaches the weights in the scan
         generator = self.generator()
         stage = net.feature_stages[cfg.layer]
         front, back = net.split(stage)
@@ -216,7 +216,7 @@ class ABS(Defense):
                 for n, k, w, r in zip(neurons, labels, cand_wins, reasr, strict=True)
             ],
         }
-        return ABSDeployment(model, flagged, details, triggers=masks * patterns)
+        return ABSDeployment(net, flagged, details, triggers=masks * patterns)
 
     def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
         """The reversed patch trigger of each candidate, best REASR first."""
@@ -242,7 +242,7 @@ class ABS(Defense):
     ) -> tuple[Tensor, Tensor]:
         """Masks (K, 1, H, W) and patterns (K, C, H, W), one patch trigger per candidate
         (step 2): a short ascent at every position, then the rest at each candidate's best."""
-        cfg: ABSConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         hgt, wid = x.shape[2:]
         side = max(1, min(hgt, wid, round(math.sqrt(cfg.mask_budget * hgt * wid))))
         fh, fw = front(x[:1]).shape[2:]

@@ -2,15 +2,29 @@
 
 Whatever a defense does (flag the model, filter inputs, purify inputs, repair the model), what
 the payoff needs from it is the same :class:`Deployment`: a model-level verdict, which inputs it
-lets through, and what the served system predicts for them. A defense implements one method,
-:meth:`Defense.fit`, and must never change the model it is given (repairs work on a copy).
+lets through, and what the served system predicts for them.
+
+A defense implements one method, :meth:`Defense.fit_copy`; callers call :meth:`Defense.fit`,
+which the base owns. It checks the model (a white-box defense needs an :class:`ArenaNet` to reach
+inside) and hands ``fit_copy`` a copy of it (``copy.deepcopy``), so that no defense ever changes
+the model it is given: a repair changes the copy, an inspection may put it in eval mode or
+freeze it, and the deployment serves that copy. Every defense gets a copy, not only those that
+only query the model: a model cannot cheaply be proven unchanged afterwards (tensor version
+counters miss writes through ``.data`` and buffers replaced by a move between devices; a digest
+of the weights costs more than the copy), and a copy costs little beside any defense's fitting.
+
+The base is generic in its config, as the attack base is: ``class Strip(Defense[StripConfig])``
+gives ``self.config`` the type ``StripConfig``, while ``config_cls`` stays the class the registry,
+the CLI and the search spaces read. It also checks that each field that declares ``choices``
+holds one of them.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import torch
 from torch import nn
@@ -20,6 +34,7 @@ from arena.core.config import config_to_dict
 from arena.core.infer import predict
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
+from strategies.choices import check_choices
 
 Kind = Literal["none", "detector", "filter", "purifier"]
 Access = Literal["black-box", "white-box"]
@@ -73,8 +88,12 @@ class Deployment:
         return predict(self.model, self.purify(x))
 
 
-class Defense(ABC):
-    """Base of every defense. Subclasses set ``name``, ``summary``, ``kind``, ``access``."""
+C = TypeVar("C", bound=DefenseConfig)
+
+
+class Defense(ABC, Generic[C]):
+    """Base of every defense. Subclasses set ``name``, ``summary``, ``kind``, ``access`` and
+    ``config_cls`` (the runtime class of ``C``), and implement :meth:`fit_copy`."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -84,20 +103,46 @@ class Defense(ABC):
 
     def __init__(
         self,
-        config: DefenseConfig | None = None,
+        config: C | None = None,
         *,
         seed: int = 0,
         cache: ArtifactCache | None = None,
     ) -> None:
-        self.config = config if config is not None else self.config_cls()
-        if not isinstance(self.config, self.config_cls):
+        given = config if config is not None else self.config_cls()
+        if not isinstance(given, self.config_cls):
             raise TypeError(f"{self.name} takes a {self.config_cls.__name__}")
+        check_choices(self.name, given)
+        # config_cls is C at run time (a ClassVar cannot name a type variable)
+        self.config: C = cast(C, given)
         self.seed = seed
         self.cache = cache  # where trained parts (an inpainter, an autoencoder) are kept
 
+    def fit(self, model: nn.Module, clean: Split) -> Deployment:
+        """Inspect or repair ``model`` using the defender's clean data: :meth:`fit_copy` on a
+        copy of ``model``, which is never changed."""
+        self.check_model(model)
+        own = copy.deepcopy(model)
+        # checked above: an ArenaNet for white-box defenses; black-box ones that take any
+        # module say so by declaring ``model: nn.Module``
+        return self.fit_copy(cast(ArenaNet, own), clean)
+
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse, with a one-line ``TypeError``, a model this defense cannot work on: anything
+        but a torch module, and for a white-box defense anything but an Arena network."""
+        if self.access == "white-box" and not isinstance(model, ArenaNet):
+            raise TypeError(
+                f"{self.name} is a white-box defense and needs an Arena network "
+                f"(arena.models.ArenaNet) to reach inside; got a {type(model).__name__}"
+            )
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{self.name} needs a torch nn.Module; got a {type(model).__name__}")
+
     @abstractmethod
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        """Inspect or repair ``model`` using the defender's clean data; never mutate ``model``."""
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        """The deployment of this defense on ``model``, fitted with the defender's clean data.
+        ``model`` is this defense's own copy (callers call :meth:`fit`, which makes it): it may
+        be changed, and the deployment may serve it. Black-box defenses that accept any module
+        declare ``model: nn.Module``."""
 
     def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
         """What this defense saw or did with ``deployment`` (fitted by :meth:`fit`), on the

@@ -245,16 +245,16 @@ class BDMAEDeployment(Deployment):
 
 
 @register_defense
-class BDMAE(Defense):
+class BDMAE(Defense[BDMAEConfig]):
     name = "bdmae"
     summary = "restore the tokens a masked autoencoder cannot explain; Sun et al."
     kind = "purifier"
     access = "black-box"
     config_cls = BDMAEConfig
 
-    def fit(self, model: nn.Module, clean: Split) -> Deployment:  # type: ignore[override]
+    def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:
         """Train (or load) the autoencoder; the model is only ever queried for labels."""
-        cfg: BDMAEConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         recipe = RestorerRecipe(width=cfg.mae_width, epochs=cfg.mae_epochs)
         sampler = functools.partial(patch_masks, grids=MASKS["grids"], ratios=MASKS["ratios"])
         mae = trained_restorer(self.cache, "mae", clean.x, sampler, MASKS, recipe, self.seed)

@@ -28,7 +28,6 @@ the defense's seed on every call, so the served system is deterministic.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -108,16 +107,17 @@ class DeepSweepDeployment(Deployment):
 
 
 @register_defense
-class DeepSweep(Defense):
+class DeepSweep(Defense[DeepSweepConfig]):
     name = "deepsweep"
     summary = "fine-tune under augmentation, transform test inputs (affine, median); Qiu et al."
     kind = "purifier"
     access = "white-box"
     config_cls = DeepSweepConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: DeepSweepConfig = self.config  # type: ignore[assignment]
-        net = copy.deepcopy(model).eval()
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        cfg = self.config
+        net = model.eval()
+        before = accuracy(net, clean.x, clean.y)
 
         def augment(x: Tensor, generator: torch.Generator) -> Tensor:
             return apply_policy(x, cfg.train_policy, cfg.train_strength, cfg.median, generator)
@@ -130,7 +130,7 @@ class DeepSweep(Defense):
         deployment.details = {
             "fine_tune_loss": result.final_loss,
             "val_accuracy": {
-                "before": accuracy(model, clean.x, clean.y),
+                "before": before,
                 "fine_tuned": accuracy(net, clean.x, clean.y),
                 "served": float((deployment.predict(clean.x) == clean.y).float().mean()),
             },

@@ -35,7 +35,6 @@ Deviations from the paper, with the reason:
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -137,23 +136,23 @@ class FebruusDeployment(Deployment):
 
 
 @register_defense
-class Februus(Defense):
+class Februus(Defense[FebruusConfig]):
     name = "februus"
     summary = "remove the GradCAM region of each input, inpaint it; Doan et al."
     kind = "purifier"
     access = "white-box"
     config_cls = FebruusConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: FebruusConfig = self.config  # type: ignore[assignment]
-        net = copy.deepcopy(model).eval().requires_grad_(False)
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        cfg = self.config
+        net = model.eval().requires_grad_(False)  # GradCAM needs no gradient of the weights
         stage = net.feature_stages[cfg.layer]
         recipe = RestorerRecipe(width=cfg.inpainter_width, epochs=cfg.inpainter_epochs)
         sampler = functools.partial(box_masks, **HOLES)
         inpainter = trained_restorer(
             self.cache, "inpainter", clean.x, sampler, {"boxes": HOLES}, recipe, self.seed
         )
-        deployment = FebruusDeployment(model, net, stage, inpainter, cfg)
+        deployment = FebruusDeployment(net, net, stage, inpainter, cfg)
         _, mask = deployment.locate(clean.x)
         deployment.details["clean_removed_share"] = round(float(mask.mean()), 4)
         return deployment

@@ -28,7 +28,6 @@ at it the pruning still matters (seed 2: payoff 0.02 pruned, 0.45 fine-tuned alo
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -70,8 +69,16 @@ class ChannelMask(nn.Module):
 
 
 def channel_means(front: nn.Module, x: Tensor) -> Tensor:
-    """Mean activation of each channel of ``front(x)`` over images and positions: ``(C,)``."""
-    h = logits(front, x)
+    """Mean activation of each channel of ``front(x)`` over images and positions: ``(C,)``.
+    Every module's train/eval mode is left as it was: ``front`` is a new container of another
+    network's stages (:meth:`ArenaNet.split`), whose own mode says nothing of theirs, and
+    :func:`arena.core.infer.logits` would give them its mode on the way out."""
+    modes = [(m, m.training) for m in front.modules()]
+    try:
+        h = logits(front, x)
+    finally:
+        for m, mode in modes:
+            m.training = mode
     return h.transpose(0, 1).flatten(1).mean(dim=1)
 
 
@@ -104,16 +111,24 @@ class FinePruningDeployment(Deployment):
 
 
 @register_defense
-class FinePruning(Defense):
+class FinePruning(Defense[FinePruningConfig]):
     name = "fine-pruning"
     summary = "prune channels dormant on clean data in the last conv layer, fine-tune; Liu et al."
     kind = "purifier"
     access = "white-box"
     config_cls = FinePruningConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: FinePruningConfig = self.config  # type: ignore[assignment]
-        net = copy.deepcopy(model).eval()
+    def fit(self, model: nn.Module, clean: Split) -> Deployment:
+        """As :meth:`Defense.fit` (the repair works on a copy); the deployment also keeps
+        ``model`` as given, only ever read, for :meth:`show`."""
+        deployment = super().fit(model, clean)  # which refuses anything but an ArenaNet
+        assert isinstance(deployment, FinePruningDeployment) and isinstance(model, ArenaNet)
+        deployment.original = model
+        return deployment
+
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        cfg = self.config
+        net = model.eval()
         stage = net.feature_stages[-1]
         front, back = net.split(stage)
         h = logits(front, clean.x)  # the last stage's feature maps of the clean images
@@ -140,9 +155,7 @@ class FinePruning(Defense):
                 "fine_tuned": accuracy(net, clean.x, clean.y),
             },
         }
-        return FinePruningDeployment(
-            net, details=details, original=model, stage=stage, pruned=order[:count]
-        )
+        return FinePruningDeployment(net, details=details, stage=stage, pruned=order[:count])
 
     def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
         if not isinstance(deployment, FinePruningDeployment) or deployment.original is None:

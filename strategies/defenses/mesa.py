@@ -133,15 +133,15 @@ class MesaDeployment(Deployment):
 
 
 @register_defense
-class Mesa(Defense):
+class Mesa(Defense[MesaConfig]):
     name = "mesa"
     summary = "model the trigger distribution with max-entropy generators, unlearn; Qiao et al."
     kind = "purifier"
     access = "white-box"
     config_cls = MesaConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: MesaConfig = self.config  # type: ignore[assignment]
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        cfg = self.config
         if cfg.target >= model.num_classes:
             raise ValueError(
                 f"mesa target {cfg.target} is not a class (0..{model.num_classes - 1}); "
@@ -219,7 +219,7 @@ class Mesa(Defense):
     ) -> Tensor:
         """Share of clean images of other classes that each (class, place) candidate's
         optimised patch sends to its class: a (classes, places) table."""
-        cfg: MesaConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         n_k, n_p, c = len(classes), len(boxes), clean.x.shape[1]
         labels = torch.tensor(classes).repeat_interleave(n_p)
         logit = torch.randn((n_k * n_p, c, side, side), generator=gen).requires_grad_()
@@ -259,7 +259,7 @@ class Mesa(Defense):
     ) -> None:
         """Fit every level at once through the shared loop: hinge on the target probability
         at each level's beta, less ``alpha`` times the batch's entropy estimate."""
-        cfg: MesaConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         betas = cfg.beta * torch.arange(1, cfg.levels + 1) / cfg.levels
         noise = torch.Generator().manual_seed(self.seed + 2)
 

@@ -37,7 +37,7 @@ Deviations, with reasons:
 * The target label and the trigger size are never read from the attack; the anomaly threshold
   is searched like every other field.
 
-Payoff (``kind="detector"``, see ``arena/evaluate.py``'s ``score``): a flagged BadNet is not
+Payoff (``kind="detector"``, see ``arena/cell/rules.py``'s ``score``): a flagged BadNet is not
 deployed, ``u = 0``; an unflagged one serves unchanged and keeps its ASR. The served model of a
 flagged BadNet is the unlearned copy, so SDA and SASR report what unlearning achieved, and an
 unlearning that costs more than ``delta_defense`` of clean accuracy makes the cell score as if
@@ -163,15 +163,15 @@ class NeuralCleanseDeployment(Deployment):
 
 
 @register_defense
-class NeuralCleanse(Defense):
+class NeuralCleanse(Defense[NeuralCleanseConfig]):
     name = "neural-cleanse"
     summary = "reverse-engineer a minimal trigger per class, MAD outlier, unlearning; Wang et al."
     kind = "detector"
     access = "white-box"
     config_cls = NeuralCleanseConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: NeuralCleanseConfig = self.config  # type: ignore[assignment]
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        cfg = self.config
         gen = self.generator()
         k_all = model.num_classes
         labels = torch.arange(k_all)
@@ -180,9 +180,8 @@ class NeuralCleanse(Defense):
         found = reverse_triggers(frozen_copy(model), clean.x, labels, cfg, gen)
         index = anomaly_indices(found.norms)
         suspects = flagged_classes(found.norms, cfg.anomaly_threshold)
-        served: ArenaNet = model
         if len(suspects):
-            served = self._unlearn(model, clean, found, suspects)
+            self._unlearn(model, clean, found, suspects)
         smallest = int(found.norms.argmin())
         details = {
             "flagged_classes": [int(labels[i]) for i in suspects],
@@ -198,21 +197,20 @@ class NeuralCleanse(Defense):
             },
         }
         return NeuralCleanseDeployment(
-            served, flagged=bool(len(suspects)), details=details, labels=labels, found=found
+            model, flagged=bool(len(suspects)), details=details, labels=labels, found=found
         )
 
-    def _unlearn(
-        self, model: ArenaNet, clean: Split, found: Reversed, suspects: Tensor
-    ) -> ArenaNet:
-        """A copy of ``model`` fine-tuned with the suspects' triggers at true labels (step 4)."""
-        cfg: NeuralCleanseConfig = self.config  # type: ignore[assignment]
+    def _unlearn(self, model: ArenaNet, clean: Split, found: Reversed, suspects: Tensor) -> None:
+        """Fine-tune ``model`` (this defense's copy) in place with the suspects' triggers at
+        true labels (step 4)."""
+        cfg = self.config
         masks, patterns = found.masks[suspects], found.patterns[suspects]
 
         def stamp(x: Tensor, gen: torch.Generator) -> Tensor:
             which = torch.randint(len(suspects), (len(x),), generator=gen)
             return (1 - masks[which]) * x + masks[which] * patterns[which]
 
-        return unlearn(
+        unlearn(
             model,
             clean,
             stamp,

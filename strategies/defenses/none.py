@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from arena.data.splits import Split
-from arena.models.base import ArenaNet
-from strategies.defenses.base import Defense, Deployment
+from strategies.defenses.base import Defense, DefenseConfig, Deployment
 from strategies.registry import register_defense
 
 
 @register_defense
-class NoDefense(Defense):
+class NoDefense(Defense[DefenseConfig]):
     name = "none"
     summary = "no defense: deploy the model as it is"
     kind = "none"
     access = "black-box"
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
+    def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:
         return Deployment(model)

@@ -3,7 +3,9 @@
 Le Roux et al. mix defenses (rejecting inputs with STRIP, then purifying the accepted ones with
 BDMAE); a pipeline is how Arena plays such a mix as one defender strategy. Each stage is fitted
 on the model the previous stage serves (a repair changes it; detectors, filters and input
-purifiers pass it on), and the served system is the composition of the stages:
+purifiers pass it on). Each stage's :meth:`~strategies.defenses.base.Defense.fit` works on its
+own copy of that model, so no stage changes what an earlier one serves, and the pipeline makes
+no copy of its own. The served system is the composition of the stages:
 
 * ``flagged``: any stage flags the model (``None`` if no stage detects);
 * ``accept(x)``: every filter accepts, each stage seeing the input as the stages before it
@@ -49,10 +51,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from arena.core.cache import ArtifactCache
 from arena.data.splits import Split
-from arena.models.base import ArenaNet
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Kind, Panel
 from strategies.registry import DEFENSES, lookup
 
@@ -122,7 +124,7 @@ class PipelineDeployment(Deployment):
         return x
 
 
-class Pipeline(Defense):
+class Pipeline(Defense[DefenseConfig]):
     """Several defenses fitted and served in order."""
 
     name = "pipeline"
@@ -135,6 +137,8 @@ class Pipeline(Defense):
         check_pipeline([(s.name, s.kind) for s in stages])
         super().__init__(DefenseConfig(), seed=stages[0].seed, cache=stages[0].cache)
         self.stages = list(stages)
+        # name, kind and access are class constants of a single defense, but a pipeline's
+        # come from its stages: these three set them on the instance, which mypy refuses
         self.name = "+".join(s.name for s in stages)  # type: ignore[misc]
         # the strongest kind decides how the cell is evaluated (a detector's clean check)
         self.kind = max((s.kind for s in stages), key=KIND_ORDER.index)  # type: ignore[misc]
@@ -144,13 +148,21 @@ class Pipeline(Defense):
     def describe(self) -> dict[str, Any]:
         return {"pipeline": [s.describe() for s in self.stages]}
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
+    def fit(self, model: nn.Module, clean: Split) -> Deployment:
+        """Check ``model`` as the base does (an Arena network if any stage is white-box), then
+        fit the stages in order, with no copy here: each stage's own ``fit`` copies."""
+        self.check_model(model)
+        return self.fit_copy(model, clean)
+
+    def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:
+        """The stages fitted in order, each on the model the stage before serves; ``model`` is
+        the caller's here (see :meth:`fit`), and only the stages' ``fit`` ever copy it."""
         deployed: list[Deployment] = []
         current = model
         for stage in self.stages:
             deployment = stage.fit(current, clean)
             deployed.append(deployment)
-            current = deployment.model  # type: ignore[assignment]
+            current = deployment.model
         return PipelineDeployment(deployed)
 
     def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:

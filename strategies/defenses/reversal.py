@@ -1,6 +1,7 @@
 """Shared parts of the defenses that reverse-engineer triggers and unlearn them (Neural
 Cleanse, MESA): a frozen, faster copy of the model to optimise inputs through, its weights'
-digest for cache keys, and unlearning of stamped triggers.
+digest for cache keys, and unlearning of stamped triggers (on the defense's own copy of the
+model, which :meth:`strategies.defenses.base.Defense.fit` makes).
 
 Trigger reversal and trigger generators run thousands of forward and backward passes through a
 model whose weights never change. :func:`frozen_copy` folds each batch-norm into the
@@ -36,7 +37,8 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     except Exception as exc:  # noqa: BLE001 - any tracing failure: keep the plain copy
         log.debug("not folding batch-norms of %s: %s", type(model).__name__, exc)
     net.requires_grad_(False)
-    return net.to(memory_format=torch.channels_last)  # type: ignore[call-overload,no-any-return]
+    # torch's overloads of Module.to() leave out the memory_format keyword, which it does take
+    return net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def fold_batch_norms(net: nn.Module) -> nn.Module:
@@ -57,7 +59,7 @@ def fold_batch_norms(net: nn.Module) -> nn.Module:
             and len(conv.users) == 1
         ):
             continue
-        fused = fuse_conv_bn_eval(modules[conv.target], modules[node.target])  # type: ignore[arg-type]
+        fused = fuse_conv_bn_eval(modules[conv.target], modules[node.target])
         parent, _, name = str(conv.target).rpartition(".")
         setattr(traced.get_submodule(parent), name, fused)
         node.replace_all_uses_with(conv)
@@ -87,8 +89,8 @@ def unlearn(
     lr: float,
     seed: int,
 ) -> ArenaNet:
-    """A copy of ``model`` fine-tuned on the defender's ``clean`` data with ``share`` of each
-    batch stamped by ``stamp`` and kept at its true label; ``model`` is not changed."""
+    """``model`` fine-tuned in place on the defender's ``clean`` data with ``share`` of each
+    batch stamped by ``stamp`` and kept at its true label; returns ``model``, frozen."""
 
     def stamp_share(x: Tensor, gen: torch.Generator) -> Tensor:
         chosen = torch.randperm(len(x), generator=gen)[: round(share * len(x))]
@@ -96,6 +98,5 @@ def unlearn(
         out[chosen] = stamp(x[chosen], gen)
         return out
 
-    net = copy.deepcopy(model)
-    fine_tune(net, clean, epochs=epochs, lr=lr, seed=seed, transform=stamp_share)
-    return net.requires_grad_(False)
+    fine_tune(model, clean, epochs=epochs, lr=lr, seed=seed, transform=stamp_share)
+    return model.requires_grad_(False)

@@ -98,15 +98,15 @@ class ShrinkPadDeployment(Deployment):
 
 
 @register_defense
-class ShrinkPad(Defense):
+class ShrinkPad(Defense[ShrinkPadConfig]):
     name = "shrinkpad"
     summary = "shrink test inputs and pad them back at a random place; Li et al."
     kind = "purifier"
     access = "black-box"
     config_cls = ShrinkPadConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: ShrinkPadConfig = self.config  # type: ignore[assignment]
+    def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:
+        cfg = self.config
         _, h, w = model.image_shape
         return ShrinkPadDeployment(
             model,

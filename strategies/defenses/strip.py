@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from arena.core.config import param
 from arena.core.infer import logits
 from arena.data.splits import Split
-from arena.models.base import ArenaNet
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.registry import register_defense
 
@@ -37,7 +37,7 @@ class StripConfig(DefenseConfig):
 
 
 def blend_entropy(
-    model: ArenaNet,
+    model: nn.Module,
     x: torch.Tensor,
     pool: torch.Tensor,
     config: StripConfig,
@@ -74,7 +74,7 @@ class StripDeployment(Deployment):
     def entropy(self, x: torch.Tensor) -> torch.Tensor:
         assert self.pool is not None and self.config is not None
         generator = torch.Generator().manual_seed(self.seed + 1)
-        return blend_entropy(self.model, x, self.pool, self.config, generator)  # type: ignore[arg-type]
+        return blend_entropy(self.model, x, self.pool, self.config, generator)
 
     def accept(self, x: torch.Tensor) -> torch.Tensor:
         if len(x) == 0:
@@ -83,15 +83,15 @@ class StripDeployment(Deployment):
 
 
 @register_defense
-class Strip(Defense):
+class Strip(Defense[StripConfig]):
     name = "strip"
     summary = "reject inputs with low entropy under superimposition; Gao et al."
     kind = "filter"
     access = "black-box"
     config_cls = StripConfig
 
-    def fit(self, model: ArenaNet, clean: Split) -> Deployment:
-        cfg: StripConfig = self.config  # type: ignore[assignment]
+    def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:
+        cfg = self.config
         deployment = StripDeployment(model, pool=clean.x, config=cfg, seed=self.seed)
         scores = blend_entropy(
             model, clean.x, clean.x, cfg, self.generator(), self_index=torch.arange(len(clean))
@@ -107,10 +107,9 @@ class Strip(Defense):
         """Histograms of the entropy of clean and triggered inputs under superimposition, with
         the threshold: inputs left of it are rejected."""
         assert isinstance(deployment, StripDeployment) and deployment.pool is not None
-        cfg: StripConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if clean.x is deployment.pool:  # as calibrated: never blended with itself
-            model: ArenaNet = deployment.model  # type: ignore[assignment]
-            own = torch.arange(len(clean))
+            model, own = deployment.model, torch.arange(len(clean))
             scores = blend_entropy(model, clean.x, clean.x, cfg, self.generator(), self_index=own)
         else:
             scores = deployment.entropy(clean.x)

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import optuna
 import pytest
 import torch
 
+from arena.core.config import searchable_fields
 from arena.data import Splits
 from strategies import ATTACKS, attack_class
 from strategies.attacks import Attack
 from studies.spaces import config_from_params, config_space
 
 NAMES = sorted(ATTACKS)
+CHOICE_FIELDS = [
+    (n, f.name)
+    for n in NAMES
+    for f, rng in searchable_fields(ATTACKS[n].config_cls)
+    if rng.choices is not None
+]
 
 
 def make(name: str, data: Splits, **changes: object) -> Attack:
@@ -113,6 +121,33 @@ def test_config_round_trips_through_search_space(name: str, tiny: Splits) -> Non
         assert out.shape == (4, *tiny.image_shape)
         seen.add(config)
     assert len(seen) > 1, "sampling must explore the space"
+
+
+@pytest.mark.parametrize(("name", "field"), CHOICE_FIELDS)
+def test_the_base_refuses_a_value_outside_a_fields_choices(
+    name: str, field: str, tiny: Splits
+) -> None:
+    cls = attack_class(name)
+    choices = {f.name: rng.choices for f, rng in searchable_fields(cls.config_cls)}[field]
+    assert choices is not None
+    allowed = ", ".join(repr(c) for c in (*choices, *cls.unsearched_choices.get(field, ())))
+    message = f"{name}: {field}='sideways' is not a choice; choose one of {allowed}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        make(name, tiny, **{field: "sideways"})
+
+
+def test_a_bad_mapping_names_the_attack_the_field_and_the_choices(tiny: Splits) -> None:
+    expected = (
+        r"^badnets: mapping='sideways' is not a choice; choose one of 'all-to-one', "
+        r"'all-to-all', 'multi-target' \(all-to-one: y -> target; "
+    )
+    with pytest.raises(ValueError, match=expected):
+        make("badnets", tiny, mapping="sideways")
+
+
+def test_numeric_search_ranges_do_not_limit_values(tiny: Splits, generator) -> None:
+    attack = make("badnets", tiny, size=0.5, poison_rate=0.5)  # ranges: 0.1-0.35, 0.01-0.3
+    assert int(attack.poison(tiny.train, generator).poisoned.sum()) > 0.3 * len(tiny.train)
 
 
 def test_unknown_target_is_rejected(tiny: Splits) -> None:

@@ -41,7 +41,7 @@ class LabelsOnly(nn.Module):
 
 def test_restores_the_patch_from_labels_alone(patch_world: Any) -> None:
     api = LabelsOnly(patch_world.model)
-    deployed = BDMAE(TOY, seed=0).fit(api, patch_world.clean)  # type: ignore[arg-type]
+    deployed = BDMAE(TOY, seed=0).fit(api, patch_world.clean)
     assert isinstance(deployed, BDMAEDeployment)
     x = patch_world.triggered.x
     assert bool((predict(api, x) == 1).all())
@@ -58,8 +58,8 @@ def test_restores_the_patch_from_labels_alone(patch_world: Any) -> None:
     assert torch.equal(white.purify(x), purified)
     with pytest.raises(AssertionError, match="gradients"), torch.enable_grad():
         api(x.clone().requires_grad_(True))  # the wrapper does catch gradients
-    with pytest.raises(AttributeError):  # and a white-box defense cannot even start on it
-        Februus(FebruusConfig(inpainter_epochs=1)).fit(api, patch_world.clean)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="februus is a white-box defense and needs an Arena net"):
+        Februus(FebruusConfig(inpainter_epochs=1)).fit(api, patch_world.clean)
 
 
 def test_clean_images_mostly_untouched(patch_world: Any) -> None:

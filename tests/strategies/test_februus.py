@@ -78,5 +78,5 @@ def test_show_draws_heat_and_restorations(patch_world: Any) -> None:
 
 def test_white_box_needs_the_network_inside() -> None:
     assert Februus.access == "white-box" and Februus.kind == "purifier"
-    with pytest.raises(AttributeError):
+    with pytest.raises(TypeError, match="februus is a white-box defense and needs an Arena net"):
         Februus(FAST).fit(nn.Linear(3, 2), None)  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from arena.core.cache import ArtifactCache
-from arena.core.config import searchable_fields
 from arena.data import Splits
 from arena.models import ArenaNet
 from strategies.defenses.mesa import (
@@ -24,13 +23,6 @@ from strategies.defenses.mesa import (
 )
 
 FAST = MesaConfig(probe_steps=5, gen_steps=10, unlearn_epochs=1, location="bottom-right")
-
-
-def test_every_field_is_searchable_and_its_default_in_range() -> None:
-    found = searchable_fields(MesaConfig)
-    assert [f.name for f, _ in found] == [f.name for f in dataclasses.fields(MesaConfig)]
-    for f, rng in found:
-        assert rng.contains(f.default, num_classes=10), f.name
 
 
 def test_entropy_estimate_by_hand() -> None:

@@ -55,7 +55,7 @@ def test_per_trigger_sets_leave_out_each_trigger_own_target(tiny: Splits, genera
 def test_targets_are_checked_and_multi_target_is_refused(tiny: Splits) -> None:
     with pytest.raises(ValueError, match="eyebrow_target 10 is not a class"):
         make(tiny, eyebrow_target=10)
-    with pytest.raises(ValueError, match="target per trigger"):
+    with pytest.raises(ValueError, match="mtmta: mapping='multi-target' is not a choice"):
         make(tiny, mapping="multi-target")
 
 

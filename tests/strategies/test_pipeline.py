@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import re
+from typing import Any
 
 import pytest
 import torch
 
 from arena.core.infer import predict
-from arena.data import Splits
+from arena.data import Split, Splits
 from arena.models import ArenaNet
 from strategies.defenses import Deployment, Pipeline, build_defense, parse_defenses
 from strategies.defenses.bdmae import BDMAEConfig, BDMAEDeployment
+from strategies.defenses.fine_pruning import FinePruningConfig, FinePruningDeployment
 from strategies.defenses.pipeline import PipelineDeployment
 from strategies.defenses.strip import StripConfig
 
@@ -56,6 +59,42 @@ def test_build_and_fit_never_mutates(tiny: Splits, tiny_model: ArenaNet) -> None
     assert torch.equal(deployed.accept(tiny.test.x), strip_alone.accept(tiny.test.x))
 
 
+def test_each_stage_fits_its_own_copy_of_what_the_stage_before_serves(
+    tiny: Splits, tiny_model: ArenaNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipe = build_defense(
+        ["strip", "fine-pruning"], [StripConfig(overlays=8), FinePruningConfig(epochs=1)], seed=0
+    )
+    assert isinstance(pipe, Pipeline)
+    received: list[torch.nn.Module] = []
+    for stage in pipe.stages:
+        fit_copy = stage.fit_copy
+
+        def spy(model: Any, clean: Split, fit_copy: Any = fit_copy) -> Deployment:
+            received.append(model)
+            return fit_copy(model, clean)
+
+        monkeypatch.setattr(stage, "fit_copy", spy)
+    deployed = pipe.fit(tiny_model, tiny.val)
+    assert isinstance(deployed, PipelineDeployment)
+    strip, pruning = deployed.stages
+    assert isinstance(pruning, FinePruningDeployment)
+    # one copy per stage and none of the pipeline's own: strip serves its copy of the given
+    # model, fine-pruning repairs its copy of that and keeps the one it was given, unchanged
+    assert len(received) == 2 and received[0] is strip.model and received[1] is pruning.model
+    assert strip.model is not tiny_model and pruning.model is not strip.model
+    assert pruning.original is strip.model
+    given = tiny_model.state_dict()
+    assert all(torch.equal(given[k], v) for k, v in strip.model.state_dict().items())
+
+
+def test_a_white_box_stage_makes_the_pipeline_refuse_a_plain_module(tiny: Splits) -> None:
+    plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10))
+    pipe = build_defense(["strip", "fine-pruning"])
+    with pytest.raises(TypeError, match=r"^strip\+fine-pruning is a white-box defense and needs"):
+        pipe.fit(plain, tiny.val)
+
+
 @pytest.mark.parametrize(
     "spec",
     ["strip+bdmae", "strip+februus+bdmae", "bdmae+februus", "februus+bdmae", "strip+abs",
@@ -82,7 +121,7 @@ def test_sensible_orders_are_accepted(spec: str) -> None:
 )
 def test_senseless_pipelines_get_a_one_line_error(spec: str, problem: str, fix: str) -> None:
     for build in (lambda: parse_defenses(spec), lambda: build_defense(spec.split("+"))):
-        with pytest.raises(ValueError) as error:
+        with pytest.raises(ValueError, match=re.escape(problem)) as error:
             build()
         message = str(error.value)
         assert problem in message and fix in message and "\n" not in message

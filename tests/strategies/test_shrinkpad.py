@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import kornia.geometry.transform as KT
 import pytest
 import torch
 
-from arena.core.config import searchable_fields
 from arena.core.infer import predict
 from arena.data import Splits
 from arena.models import ArenaNet
-from strategies.defenses.shrinkpad import ShrinkPad, ShrinkPadConfig, shrink_pad, shrink_pixels
-
-
-def test_every_field_is_searchable_and_its_default_in_range() -> None:
-    found = searchable_fields(ShrinkPadConfig)
-    assert [f.name for f, _ in found] == [f.name for f in dataclasses.fields(ShrinkPadConfig)]
-    for f, rng in found:
-        assert rng.contains(f.default, num_classes=10), f.name
+from strategies.defenses.shrinkpad import ShrinkPad, shrink_pad, shrink_pixels
 
 
 def test_shrink_pixels() -> None:
@@ -65,7 +55,7 @@ def test_bad_options_name_the_choices() -> None:
 
 def test_serves_the_given_model_on_shrunk_inputs(tiny: Splits, tiny_model: ArenaNet) -> None:
     deployed = ShrinkPad(seed=4).fit(tiny_model, tiny.val)
-    assert deployed.model is tiny_model  # black-box: the model is only queried
+    assert deployed.model is not tiny_model  # its own copy, as every defense's; only queried
     x = tiny.test.x
     purified = deployed.purify(x)
     assert purified.shape == x.shape and not torch.equal(purified, x)
