@@ -6,13 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-import arena.core.train
 from arena.cli.app import main
 from arena.core.model_files import load_model
 from arena.data import DATASETS
@@ -22,14 +20,7 @@ from strategies import ATTACKS, DEFENSES
 RATES = ("ca", "asr", "sda", "sasr", "far", "frr")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """One training thread: two OpenMP threads sharing two busy cores are many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setattr(arena.core.train, "set_threads", lambda: 1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _user_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

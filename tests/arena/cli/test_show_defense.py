@@ -4,24 +4,14 @@ message for a defense without panels, one-line errors."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-import arena.core.train
 from arena.cli.app import main
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setattr(arena.core.train, "set_threads", lambda: 1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(tmp_path: Path, *argv: str) -> list[str]:
