@@ -1,8 +1,11 @@
 """The check of a strategy's config that every attack and defense shares, made once by their
 bases: a field that declares ``choices`` in its search range takes one of them.
 
-Numeric search ranges are not checked: they bound what the studies search, not what a user may
-ask for. A strategy may accept a few values of a field besides its declared choices without the
+Numeric search ranges are not checked here: they bound what the studies search, not what a user
+may ask for; a numeric field's valid domain is checked by the config itself when it is built
+(:class:`arena.core.config.Validated`).
+
+A strategy may accept a few values of a field besides its declared choices without the
 studies searching them (``mtmta``'s ``all-to-all`` mapping); its base passes them as ``also``.
 """
 

@@ -45,6 +45,15 @@ class AttackerStrategy(_Identified):
     attack: AttackConfig
     recipe: TrainConfig
 
+    def __post_init__(self) -> None:
+        # a recipe of no epochs is valid for a defense's fine-tuning (it changes nothing), but a
+        # BadNet trained for no epochs is no network at all
+        if self.recipe.epochs < 1:
+            raise ValueError(
+                f"the BadNet's recipe has epochs={self.recipe.epochs}, which trains nothing; "
+                "give -T epochs=1 or more"
+            )
+
     @classmethod
     def of(
         cls, family: str, attack: AttackConfig | None = None, recipe: TrainConfig | None = None

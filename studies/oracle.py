@@ -16,7 +16,9 @@ poisoning on a recipe known to give a deployable BadNet), the sampler choosing t
 The answer is read back from the storage (the best complete trial), so a finished study
 answers again without running anything, and a study cut short continues where it stopped
 (``resume``): trials that were running when the run stopped are marked failed and enqueued
-again, finished ones are kept.
+again, finished ones are kept. That is safe only because no other driver runs them: a duel runs
+under its lease (``studies/lease.py``), which a resumed run takes over only once the driver that
+held it has stopped.
 
 Faults: a trial whose worker dies (a node lost, the process killed) is run again by Tune, up to
 ``Compute.max_failures`` times, with the same parameters; the searcher hears of the trial only

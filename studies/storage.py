@@ -18,6 +18,7 @@ appear in messages.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,27 @@ def open_storage(url: str, *, create: bool = True) -> BaseStorage:
         if reason.startswith("(") and len(lines) > 1:  # "(psycopg2.OperationalError) ..." first
             reason = f"{reason} {lines[1]}"
         raise _error(url, reason[:300]) from None
+
+
+def check_writable(storage: BaseStorage, url: str) -> None:
+    """Fail, in one line naming the storage, unless a study can be created in it and deleted
+    again (a read-only SQLite file or a database role without the right opens fine, then
+    fails at the first write): checked before any work."""
+    name = f"arena-write-probe-{uuid.uuid4().hex}"
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" for a probe
+    try:
+        study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], name)
+        storage.delete_study(study_id)
+    except Exception as exc:  # noqa: BLE001 - each backend raises its own kinds; one line for all
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = (lines[0] if lines else type(exc).__name__)[:200]
+        raise StorageError(
+            f"the Optuna storage {redact(url)!r} cannot be written ({reason}); give --storage a "
+            "file or database this user may write to"
+        ) from None
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def study_name(duel: str, side: str, round_: int) -> str:

@@ -1,10 +1,14 @@
-"""Shared fixtures: tiny data and one small trained model, built once per test session."""
+"""Shared fixtures: tiny data and one small trained model, built once per test session, and one
+training thread for the tests that train in-process."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 import torch
 
+import arena.core.train
 from arena.core.train import TrainConfig, train_classifier
 from arena.data import Splits, load_dataset
 from arena.models import ArenaNet, build_model
@@ -48,3 +52,13 @@ def ray_local():  # type: ignore[no-untyped-def]
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture()
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """One training thread: two OpenMP threads sharing two busy cores are many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setattr(arena.core.train, "set_threads", lambda: 1)
+    yield
+    torch.set_num_threads(previous)

@@ -27,8 +27,35 @@ from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.infer import accuracy
 from arena.core.train import TrainConfig
+from arena.data import Splits
 from strategies.defenses import Deployment
 from strategies.players import AttackerStrategy, DefenderStrategy
+
+MIN_IMAGES_PER_CLASS = 2
+"""A cell needs this many images of every class in each split: the BadNet learns every class,
+the defender calibrates on every class, and attack success is measured on test images of every
+class the trigger moves."""
+
+
+class CellNotMeasurable(ValueError):
+    """The data cannot give a cell a meaning (too few images of some class in some split, or
+    no test image that the attack's trigger should move)."""
+
+
+def check_measurable(data: Splits) -> None:
+    """Fail, in one line that says how many images of which class are missing where, unless
+    every split holds at least :data:`MIN_IMAGES_PER_CLASS` images of every class."""
+    for split_name in ("train", "val", "test"):
+        split = getattr(data, split_name)
+        counts = torch.bincount(split.y, minlength=data.num_classes)
+        fewest = int(counts.argmin())
+        if int(counts[fewest]) < MIN_IMAGES_PER_CLASS:
+            raise CellNotMeasurable(
+                f"{data.name}'s {split_name} split has {int(counts[fewest])} image(s) of class "
+                f"{fewest}; a cell needs at least {MIN_IMAGES_PER_CLASS} of every class in each "
+                f"split ({MIN_IMAGES_PER_CLASS * data.num_classes} per split for "
+                f"{data.num_classes} classes): raise --limit or add images"
+            )
 
 
 class _Clock:
@@ -68,6 +95,11 @@ def score_cell(
         bad = train_model(setting, seed, cache, recipe=attacker.recipe, attack=attack)
     test = data.test
     triggered = attack.poisoned_test(test, torch.Generator().manual_seed(seed + 1))
+    if len(triggered) == 0:
+        raise CellNotMeasurable(
+            f"{attacker.family} moves no test image of {data.name} to a target (no test image "
+            "of a class its mapping moves), so its attack success cannot be measured"
+        )
     clean_ca = accuracy(clean.model, test.x, test.y)
     ca = accuracy(bad.model, test.x, test.y)
     gates = setting.gates
@@ -141,7 +173,7 @@ def evaluate(
     """One cell as ``arena evaluate`` scores it: the data loaded (and timed) first, the defense
     run even on a BadNet the user's gate rejects, the cell itself not cached."""
     start = time.perf_counter()
-    setting.splits()
+    check_measurable(setting.splits())
     data_seconds = time.perf_counter() - start
     result = score_cell(
         attacker, defender, seed, setting, cache or ArtifactCache(setting.cache_url)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from arena.core.cache import DEFAULT_CACHE
+from arena.core.config import UNIT, check_option
 from arena.data import DataRef, Splits
 from arena.models import DEFAULT_MODEL
 
@@ -21,6 +22,12 @@ class Gates:
     delta_attack: float = 0.03
     delta_defense: float = 0.05
     frr_budget: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Each gate is a share of accuracy or of inputs: a finite number in [0, 1]."""
+        check_option("--delta-attack", self.delta_attack, UNIT)
+        check_option("--delta-defense", self.delta_defense, UNIT)
+        check_option("--frr-budget", self.frr_budget, UNIT)
 
 
 @dataclass(frozen=True)

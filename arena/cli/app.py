@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
+import traceback
+from typing import NoReturn
 
 from arena.cli.base import CLIError, Command
 from arena.cli.dashboard import DashboardCommand
@@ -28,6 +32,14 @@ the model. `arena evaluate` scores one attack against one defense (one cell of t
 payoff rules: the attack success that survives the defense, zero if the model is flagged or if
 the BadNet is too inaccurate to be deployed, the undefended ASR if the defense costs too much.
 """
+
+DEBUG_HELP = "show the traceback of an error (also ARENA_DEBUG=1)"
+
+EXPECTED: tuple[type[BaseException], ...] = (CLIError, ValueError, OSError)
+"""Errors a user can cause and fix (a bad option, a file that is not there or cannot be
+written, a storage or a Ray cluster that cannot be reached: Arena's own errors derive from
+``ValueError``): one line and exit status 2. Anything else is a fault of Arena's: one line,
+exit status 1 and a report file."""
 
 EPILOG = """\
 examples:
@@ -57,8 +69,16 @@ def commands() -> list[Command]:
     ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line (``--help`` still shows the usage);
+    the commands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="arena",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -67,10 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
     )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in commands():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
+        # also after the command's name; SUPPRESS keeps it from undoing `arena --debug CMD`
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         p.set_defaults(handler=command)
     return parser
 
@@ -83,14 +106,49 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    debug = args.debug or os.environ.get("ARENA_DEBUG", "") not in ("", "0")
     try:
         return int(args.handler.run(args))
     except KeyboardInterrupt:
         print("arena: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, FileNotFoundError) as e:
-        print(f"arena {args.command}: error: {e}", file=sys.stderr)
+    except EXPECTED as e:
+        if debug:
+            raise
+        print(f"arena {args.command}: error: {one_line(root_cause(e))}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - the boundary: no user sees a traceback unasked
+        if debug:
+            raise
+        report = write_report(args.command, argv)
+        print(
+            f"arena {args.command}: internal error: {type(e).__name__}: {one_line(e)}; the full "
+            f"report is in {report} (rerun with --debug to see it here)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error a Ray task or trial raised, rather than Ray's wrapper around it."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else error
+
+
+def one_line(error: BaseException, limit: int = 400) -> str:
+    """An error's message on one line (its lines joined), at most ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def write_report(command: str, argv: list[str] | None) -> str:
+    """The current exception's traceback, with the command line, in a file under the system's
+    temporary folder; its path."""
+    fd, path = tempfile.mkstemp(prefix=f"arena-{command}-", suffix=".txt")
+    with os.fdopen(fd, "w") as out:
+        out.write("arena " + " ".join(sys.argv[1:] if argv is None else argv) + "\n\n")
+        out.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":

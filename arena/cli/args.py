@@ -15,6 +15,20 @@ if TYPE_CHECKING:
     from strategies.players import AttackerStrategy, DefenderStrategy
 
 
+SEED_MAX = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """``--seed``: an integer every generator takes (torch's and NumPy's), 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0..{SEED_MAX}")
+    return value
+
+
 def add_dataset_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The options :func:`data_ref` reads: ``--dataset``, ``--data-path``, ``--image-size``,
     ``--limit``."""
@@ -30,7 +44,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data and model")
     add_dataset_arguments(group)
     group.add_argument("--model", default="small-cnn", help="architecture (see `arena list`)")
-    group.add_argument("--seed", type=int, default=0, help="seed of poisoning and training")
+    group.add_argument("--seed", type=seed, default=0, help="seed of poisoning and training")
     group.add_argument(
         "--cache",
         default="runs/cache",
@@ -171,3 +185,49 @@ def setting(args: argparse.Namespace) -> Setting:
         gates=gates(args) if hasattr(args, "delta_attack") else Gates(),
         cache_url=args.cache,
     )
+
+
+def check_output_dir(path: str, option: str = "--out") -> None:
+    """Fail, in one line naming ``option``, unless ``path`` is a folder that exists or can be
+    made, and can be written in: checked before any work."""
+    import os
+    from pathlib import Path
+
+    from arena.cli.base import CLIError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{option} {path} is a file, not a folder; give {option} a folder")
+    existing = folder
+    while not existing.exists():  # the nearest folder that exists must let us make the rest
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(
+            f"{option} {path} cannot be written ({existing} is not a writable folder); give "
+            f"{option} a folder you can write to"
+        )
+
+
+def check_output_file(path: str, option: str = "--out") -> None:
+    """Fail, in one line naming ``option``, unless a file can be written at ``path``: not a
+    folder, and in a folder that exists or can be made."""
+    from pathlib import Path
+
+    from arena.cli.base import CLIError
+
+    target = Path(path)
+    if target.is_dir():
+        raise CLIError(f"{option} {path} is a folder; give {option} a file name")
+    if target.exists() and not target.is_file():
+        raise CLIError(f"{option} {path} is not a regular file; give {option} a file name")
+    check_output_dir(str(target.parent) if str(target.parent) else ".", option)
+
+
+def writable_cache(url: str) -> Any:
+    """The :class:`~arena.core.cache.ArtifactCache` at ``url`` (``--cache``), checked
+    writable before any work."""
+    from arena.core.cache import ArtifactCache
+
+    cache = ArtifactCache(url)
+    cache.check_writable()
+    return cache

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from abc import ABC, abstractmethod
 from typing import Any
+
+from arena.core.jsonio import dumps
 
 
 class CLIError(Exception):
@@ -25,4 +26,5 @@ class Command(ABC):
 
 
 def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    """``value`` on stdout as valid JSON (:func:`arena.core.jsonio.json_safe`)."""
+    sys.stdout.write(dumps(value, indent=2, sort_keys=True, default=str) + "\n")

@@ -49,6 +49,7 @@ class DashboardCommand(Command):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CLIError(f"cannot read the studies in {redact(url)} ({first})") from None
         duels = {str(s.user_attrs["duel"]) for s in studies if "duel" in s.user_attrs}
+        check_port(args.host, args.port)  # before saying where it listens
         where = f"[{args.host}]" if ":" in args.host else args.host
         print(
             f"optuna-dashboard on {redact(url)}: {len(studies)} studies of {len(duels)} "
@@ -74,3 +75,21 @@ class DashboardCommand(Command):
                 "--port or --host"
             ) from None
         return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail, in one line, unless a server can listen on ``host:port`` (bound and released at
+    once: the dashboard binds it again right after)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise CLIError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or "
+            "--host"
+        ) from None

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from arena.cli.args import add_data_arguments, add_gate_arguments, setting
+from arena.cli.args import (
+    add_data_arguments,
+    add_gate_arguments,
+    check_output_dir,
+    setting,
+)
 from arena.cli.base import CLIError, Command
 
 BUDGET_HELP = """\
@@ -112,14 +116,15 @@ class DuelCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from arena.cell.runner import Compute
-        from arena.core.cache import ArtifactCache
-        from arena.duels.run import DuelSpec, absolute_storage, run_duel
+        from arena.core.jsonio import dumps
+        from arena.duels.run import DuelSpec, absolute_storage, preflight, run_duel
         from arena.game.budget import BUDGETS, Budget
         from arena.report.duel import write_report
         from strategies.defenses import parse_defenses
         from strategies.players import parse_attackers
+        from studies.lease import LeaseError
         from studies.oracle import DuelInterrupted
-        from studies.storage import DEFAULT_STORAGE, open_storage, redact
+        from studies.storage import DEFAULT_STORAGE, redact
 
         preset = BUDGETS[args.budget]
         overrides = {
@@ -146,17 +151,17 @@ class DuelCommand(Command):
             gpus_per_trial=args.gpus_per_trial,
             max_failures=args.max_failures,
         )
-        # names, device, storage and cache are checked before anything runs, so a typo
-        # costs nothing (the cluster, if any, is joined and checked by run_duel, still
-        # before any work)
+        # names, device, storage, cache, output folder and data are checked before anything
+        # runs, so a typo costs nothing (the cluster, if any, is joined and checked by
+        # run_duel, still before any work)
         parse_attackers(args.attacker)
         parse_defenses(args.defender)
         if not compute.target:
             from arena.core.device import resolve_device
 
             resolve_device(args.device)
-        open_storage(absolute_storage(storage))
-        ArtifactCache(args.cache)
+        check_output_dir(out)
+        preflight(spec, absolute_storage(storage))  # run_duel checks it again, for other callers
         view = DuelView(quiet=args.json)
         view.start(name, spec, storage, compute.where())
         try:
@@ -169,7 +174,7 @@ class DuelCommand(Command):
                 compute=compute,
                 hooks=view.hooks(show_nodes=bool(compute.target)),
             )
-        except DuelInterrupted as e:
+        except (DuelInterrupted, LeaseError) as e:  # another driver has the duel, or had it
             raise CLIError(str(e)) from None
         except KeyboardInterrupt:
             view.say(
@@ -179,7 +184,7 @@ class DuelCommand(Command):
             return 130
         paths = write_report(result, out)
         if args.json:
-            sys.stdout.write(json.dumps(result, indent=2, default=float) + "\n")
+            sys.stdout.write(dumps(result, indent=2, default=float) + "\n")
         else:
             view.summary(result, [f"{out}/duel.json", *map(str, paths)], storage)
         return 0

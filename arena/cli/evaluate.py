@@ -10,6 +10,7 @@ from arena.cli.args import (
     add_param_arguments,
     build_players,
     setting,
+    writable_cache,
 )
 from arena.cli.base import Command, emit_json
 
@@ -32,7 +33,8 @@ class EvaluateCommand(Command):
         from arena.cell.play import evaluate
 
         attacker, defender = build_players(args, args.attacker, args.defender)
-        result = evaluate(attacker, defender, setting(args), seed=args.seed)
+        cache = writable_cache(args.cache)
+        result = evaluate(attacker, defender, setting(args), seed=args.seed, cache=cache)
         if args.json:
             emit_json(result.to_json())
         else:

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from arena.cli.args import add_data_arguments, add_param_arguments, build_configs, setting
+from arena.cli.args import (
+    add_data_arguments,
+    add_param_arguments,
+    build_configs,
+    check_output_dir,
+    setting,
+    writable_cache,
+)
 from arena.cli.base import Command
 
 
@@ -31,7 +38,6 @@ class ShowDefenseCommand(Command):
         import torch
 
         from arena.cell.artifacts import train_model
-        from arena.core.cache import ArtifactCache
         from arena.report.panels import render_panels
         from strategies import attack_class, defense_class
         from strategies.defenses import Defense, build_defense, parse_defenses
@@ -41,10 +47,11 @@ class ShowDefenseCommand(Command):
         if all(defense_class(n).show is Defense.show for n in names):
             print(f"{args.defender} has no panels to show (it draws nothing); nothing written")
             return 0
+        check_output_dir(args.out)
+        cache = writable_cache(args.cache)
         cell = setting(args)
         ref = cell.data
         data = cell.splits()
-        cache = ArtifactCache(args.cache)
         recipe = build_configs(args, args.attacker, None)
         attack = attack_class(args.attacker)(
             recipe["attack"],

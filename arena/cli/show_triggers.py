@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from arena.cli.args import add_dataset_arguments, data_ref
+from arena.cli.args import add_dataset_arguments, check_output_dir, data_ref, seed, writable_cache
 from arena.cli.base import CLIError, Command
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class ShowTriggersCommand(Command):
             "--attackers", default="all", help="comma-separated attack names (default all)"
         )
         add_dataset_arguments(parser)
-        parser.add_argument("--seed", type=int, default=0, help="seed of random trigger parts")
+        parser.add_argument("--seed", type=seed, default=0, help="seed of random trigger parts")
         parser.add_argument(
             "--cache",
             default="runs/cache",
@@ -48,7 +48,6 @@ class ShowTriggersCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         import torch
 
-        from arena.core.cache import ArtifactCache
         from arena.report.triggers import TriggerRow, render_trigger_grid
         from strategies import ATTACKS, attack_class
 
@@ -60,9 +59,10 @@ class ShowTriggersCommand(Command):
                 raise CLIError(
                     f"-A {item}: no attack drawn has that field; see `arena list --json`"
                 )
+        check_output_dir(args.out)
+        cache = writable_cache(args.cache)
         ref = data_ref(args)
         data = ref.load()
-        cache = ArtifactCache(args.cache)
         rows = []
         for name, cls in zip(names, classes, strict=True):
             config = with_fields(cls.config_cls(), args.attack_param)

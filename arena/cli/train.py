@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from arena.cli.args import add_data_arguments, add_param_arguments, build_configs, setting
+from arena.cli.args import (
+    add_data_arguments,
+    add_param_arguments,
+    build_configs,
+    check_output_file,
+    setting,
+    writable_cache,
+)
 from arena.cli.base import Command
 
 
@@ -24,17 +31,17 @@ class TrainCommand(Command):
         import torch
 
         from arena.cell.artifacts import train_model
-        from arena.core.cache import ArtifactCache
         from arena.core.infer import accuracy
         from arena.core.model_files import save_model
         from arena.core.overrides import apply_overrides
         from arena.core.train import TrainConfig
         from strategies import attack_class
 
+        check_output_file(args.out)
+        cache = writable_cache(args.cache)
         cell = setting(args)
         ref = cell.data
         data = cell.splits()
-        cache = ArtifactCache(args.cache)
         attack = None
         if args.attacker == "none":
             recipe = apply_overrides(TrainConfig(), args.train_param, "train")

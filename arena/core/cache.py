@@ -58,6 +58,31 @@ class ArtifactCache:
         self.hits = 0
         self.misses = 0
 
+    def check_writable(self) -> None:
+        """Fail, in one line naming the cache, unless an artifact can be written here and read
+        back: checked before any work, so that a model is never trained only to be lost."""
+        folder = f"{self.root}/probe-{uuid.uuid4().hex}"  # the check leaves nothing behind
+        made = [folder]  # and every missing folder above it, outermost first
+        parent = self.root
+        while parent and not self.fs.exists(parent):
+            made.insert(0, parent)
+            parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+        try:
+            self.fs.makedirs(folder, exist_ok=True)
+            self.fs.pipe_file(f"{folder}/probe", b"arena")
+            readable = self.fs.cat_file(f"{folder}/probe") == b"arena"
+            self.fs.rm(f"{folder}/probe")
+            for path in reversed(made):
+                self.fs.rmdir(path)
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            raise ValueError(
+                f"the cache {self.url!r} is not writable ({reason}); give --cache a folder you "
+                "can write to, or an fsspec URL that accepts writes"
+            ) from None
+        if not readable:
+            raise ValueError(f"the cache {self.url!r} does not read back what it was given")
+
     def _path(self, kind: str, key: str, suffix: str) -> str:
         return f"{self.root}/{kind}/{key[:2]}/{key}{suffix}"
 

@@ -6,6 +6,12 @@ writer records (training recipe, attack, dataset). Loading parses the header as 
 tensors as raw little-endian arrays: nothing in the file can execute code, which matters
 because the threat model has users downloading BadNets from model zoos. Pickle and
 ``torch.save`` files are refused outright.
+
+A header is untrusted too: before anything is allocated, :func:`check_spec` holds the network
+it describes to the bounds below (a registered architecture, :data:`MAX_CLASSES` classes,
+images of 1 or 3 channels and sides of at most ``MAX_IMAGE_SIZE``), and the size of the state
+it implies, counted on PyTorch's ``meta`` device (shapes without storage), to
+:data:`MAX_STATE_BYTES` and to what the file holds.
 """
 
 from __future__ import annotations
@@ -18,10 +24,21 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from arena.models import ArenaNet, build_model
+from arena.data.common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from arena.models import MODELS, ArenaNet, build_model
 
 FORMAT = "arena-model/1"
 _PICKLE_PREFIXES = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2; torch.save's zip archive
+
+MAX_CLASSES = 100_000
+"""Most classes a model file may declare (ImageNet-21k has about 21,800)."""
+CHANNELS = (1, 3)
+"""Channels a model file's images may have: grayscale or RGB, as every dataset gives."""
+MAX_STATE_BYTES = 1 << 31
+"""Most bytes of weights and buffers a model file's network may need (2 GiB; ResNet-18 takes
+45 MB, the largest built-in network at the largest image size about 1.5 GB)."""
+MAX_FILE_BYTES = MAX_STATE_BYTES + (1 << 24)
+"""Largest model file read at all: the largest state plus room for the headers."""
 
 
 class ModelFileError(ValueError):
@@ -60,13 +77,70 @@ def read_header(data: bytes, source: str = "model file") -> dict[str, Any]:
     return dict(meta)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_spec(
+    spec: dict[str, Any], source: str = "model file", *, file_bytes: int | None = None
+) -> tuple[str, tuple[int, int, int], int]:
+    """The architecture, image shape and class count of a header's ``model`` entry, each held
+    to the module's bounds before any tensor is allocated; raises :class:`ModelFileError`
+    naming ``source`` and the field. With ``file_bytes``, a network whose state would need
+    more bytes than the file holds is refused too."""
+    arch = spec.get("arch")
+    if not isinstance(arch, str) or arch not in MODELS:
+        raise ModelFileError(
+            f"{source}: header field model.arch={arch!r} is not a known architecture; "
+            f"known: {', '.join(sorted(MODELS))}"
+        )
+    classes = spec.get("num_classes")
+    if not isinstance(classes, int) or isinstance(classes, bool) or not 2 <= classes <= MAX_CLASSES:
+        raise ModelFileError(
+            f"{source}: header field model.num_classes={classes!r} is not an integer "
+            f"from 2 to {MAX_CLASSES}"
+        )
+    shape = spec.get("image_shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(_is_int(d) for d in shape)
+        or shape[0] not in CHANNELS
+        or not all(MIN_IMAGE_SIZE <= side <= MAX_IMAGE_SIZE for side in shape[1:])
+    ):
+        raise ModelFileError(
+            f"{source}: header field model.image_shape={shape!r} is not [channels, height, "
+            f"width] with channels 1 or 3 and sides from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}"
+        )
+    image_shape = (shape[0], shape[1], shape[2])
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            state = build_model(arch, image_shape, classes).state_dict()
+    except (TypeError, ValueError) as e:  # the architecture's own limits, e.g. a minimum side
+        raise ModelFileError(f"{source}: cannot build the model its header names: {e}") from None
+    needed = sum(t.numel() * t.element_size() for t in state.values())
+    if needed > MAX_STATE_BYTES:
+        raise ModelFileError(
+            f"{source}: header field model describes a {arch} of {needed} bytes of weights, "
+            f"more than the {MAX_STATE_BYTES} a model file may hold"
+        )
+    if file_bytes is not None and needed > file_bytes:
+        raise ModelFileError(
+            f"{source}: header field model describes a {arch} of {needed} bytes of weights, "
+            f"but the file holds only {file_bytes} bytes (truncated, or not the network it names)"
+        )
+    return arch, image_shape, classes
+
+
 def model_from_bytes(data: bytes, source: str = "model file") -> tuple[ArenaNet, dict[str, Any]]:
-    """Rebuild the network a model file describes and load its weights (strictly)."""
+    """Rebuild the network a model file describes and load its weights (strictly); the
+    header's description is checked (:func:`check_spec`) before the network is built."""
     meta = read_header(data, source)
     spec = meta["model"]
+    arch, image_shape, classes = check_spec(spec, source, file_bytes=len(data))
     try:
-        model = build_model(spec["arch"], tuple(spec["image_shape"]), int(spec["num_classes"]))
-    except (KeyError, TypeError, ValueError) as e:
+        model = build_model(arch, image_shape, classes)
+    except (TypeError, ValueError) as e:
         raise ModelFileError(f"{source}: cannot build the model its header names: {e}") from None
     try:
         tensors = safetensors.torch.load(data)
@@ -101,8 +175,25 @@ def save_model(path: str | Path, model: ArenaNet, header: dict[str, Any] | None 
 def load_model(path: str | Path) -> tuple[ArenaNet, dict[str, Any]]:
     """Load a model file; a missing, pickled or inconsistent file is a :class:`ModelFileError`."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ModelFileError(f"no model file at {p}; write one with `arena train --out {p}`")
+    if p.is_dir():
+        raise ModelFileError(f"{p} is a directory, not a model file; give the model file's path")
+    if not p.is_file():
+        raise ModelFileError(
+            f"{p} is not a regular file (a device or a pipe?); give a model file written by "
+            "`arena train`"
+        )
+    size = p.stat().st_size
+    if size == 0:
+        raise ModelFileError(
+            f"{p} is empty, not a model file; give a model file written by `arena train`"
+        )
+    if size > MAX_FILE_BYTES:
+        raise ModelFileError(
+            f"{p} holds {size} bytes, more than the {MAX_FILE_BYTES} of the largest model file "
+            "Arena reads"
+        )
     return model_from_bytes(p.read_bytes(), str(p))
 
 

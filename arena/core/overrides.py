@@ -6,6 +6,8 @@ import dataclasses
 import typing
 from typing import Any
 
+from arena.core.config import warn_outside_search
+
 
 def parse_value(text: str, kind: Any) -> Any:
     if kind in (bool, "bool"):
@@ -42,4 +44,6 @@ def apply_overrides(config: Any, items: list[str] | None, what: str) -> Any:
             raise ValueError(
                 f"{what} parameter {key}={text!r} is not a valid {hints[key].__name__}"
             ) from None
-    return dataclasses.replace(config, **updates)
+    updated = dataclasses.replace(config, **updates)
+    warn_outside_search(updated, updates)
+    return updated

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arena.core.config import param
+from arena.core.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Validated, param
 from arena.core.device import current_device, module_device
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
@@ -51,20 +51,30 @@ BatchHook = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Ten
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """A training recipe. Every field is part of the attacker's search space."""
+class TrainConfig(Validated):
+    """A training recipe. Every field is part of the attacker's search space.
+
+    Its string fields must hold one of their choices. ``batch_size`` and ``weight_decay`` are
+    searched over a few choices but take any valid value (the defenses' and generators' own
+    recipes use other batch sizes), with a warning. ``epochs=0`` is valid (a fine-tuning
+    defense with no epochs leaves the model as it is), with a warning, since the search starts
+    at 5."""
+
+    strict_choices = True
 
     optimizer: str = param("adam", choices=("sgd", "adam", "adadelta"))
-    lr: float = param(3e-3, low=1e-4, high=1.0, log=True, help="initial learning rate")
-    batch_size: int = param(64, choices=(32, 64, 128, 256))
-    epochs: int = param(20, low=5, high=60, help="passes over the training set")
+    lr: float = param(
+        3e-3, low=1e-4, high=1.0, log=True, valid=POSITIVE, help="initial learning rate"
+    )
+    batch_size: int = param(64, choices=(32, 64, 128, 256), valid=AT_LEAST_ONE)
+    epochs: int = param(20, low=5, high=60, valid=NON_NEGATIVE, help="passes over the training set")
     weight_init: str = param("default", choices=("default", "kaiming", "xavier", "normal"))
     preprocessing: str = param(
         "unit",
         choices=("unit", "center", "standardize"),
         help="unit: x in [0,1]; center: 2x-1; standardize: per-channel (x-mean)/std",
     )
-    weight_decay: float = param(0.0, choices=(0.0, 1e-5, 1e-4, 5e-4))
+    weight_decay: float = param(0.0, choices=(0.0, 1e-5, 1e-4, 5e-4), valid=NON_NEGATIVE)
     augmentation: str = param(
         "none", choices=("none", "shift", "shift+flip"), help="random translation, h-flip"
     )

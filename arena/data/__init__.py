@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from arena.core.config import SEED, check_option
 from arena.data.cifar10 import load_cifar10
 from arena.data.common import DatasetError, check_options
 from arena.data.digits import load_digits
@@ -144,6 +145,10 @@ class DataRef:
     image_size: int | None = None
     limit: int | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """The seed of the splits must be one that torch and NumPy take."""
+        check_option("the data seed", self.seed, SEED, integer=True)
 
     def load(self) -> Splits:
         return load_dataset(

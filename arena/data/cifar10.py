@@ -6,6 +6,11 @@ is six pickles, ``data_batch_1`` .. ``data_batch_5`` and ``test_batch``, each a 
 a list of ints 0..9. A pickle can run any code when loaded, so these are read by an unpickler
 that resolves only the globals a numpy array needs and refuses every other with a
 :class:`DatasetError`; nothing in a refused file runs.
+
+Python 3 writes bytes at pickle protocols 0 to 2 as a call, ``_codecs.encode(text,
+"latin1")`` (and empty bytes as ``bytes()``), so a batch re-pickled at those protocols names
+these two globals. The unpickler resolves them to stand-ins that accept only those arguments
+and return the bytes; no other callable is ever reachable.
 """
 
 from __future__ import annotations
@@ -60,6 +65,12 @@ def _numpy_global(module: str, name: str) -> Any:
     return None
 
 
+_BYTES_GLOBALS = {("_codecs", "encode"), ("builtins", "bytes"), ("__builtin__", "bytes")}
+"""How Python 3 pickles bytes at protocols 0 to 2; ``__builtin__`` is Python 2's spelling,
+which Python 3 writes at those protocols."""
+_LATIN1 = ("latin1", "latin-1", "iso-8859-1")
+
+
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, bytes, numbers and numpy arrays; refuses any other global."""
 
@@ -67,7 +78,25 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         super().__init__(file, encoding="bytes")
         self._source = source
 
+    def _bytes(self, *args: object) -> bytes:
+        """Bytes as Python 3 pickles them at protocols 0 to 2: ``encode(text, "latin1")``, or
+        ``bytes()`` for empty bytes; any other call is refused."""
+        if not args:
+            return b""
+        if len(args) == 2 and isinstance(args[0], str) and args[1] in _LATIN1:
+            try:
+                return args[0].encode("latin1")
+            except UnicodeEncodeError:
+                pass  # not bytes written as latin-1 text: refused below
+        shown = ", ".join(type(a).__name__ for a in args)
+        raise DatasetError(
+            f"refused to unpickle {self._source}: it calls a bytes constructor with ({shown}), "
+            f"not latin-1 text as Python writes bytes; {EXPECTED}"
+        )
+
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _BYTES_GLOBALS:
+            return self._bytes
         found = _numpy_global(module, name)
         if found is None:
             raise DatasetError(

@@ -11,6 +11,7 @@ expectation, with no per-class Python loop.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from itertools import accumulate
 
@@ -28,6 +29,11 @@ VAL_FRACTION = 0.1
 
 _RESIZE_CHUNK = 2048
 """Images resized per call, bounding the peak memory of upsampling large datasets."""
+
+MIN_IMAGE_SIZE = 4
+MAX_IMAGE_SIZE = 1024
+"""Largest side ``image_size`` may ask for: a 1024x1024 RGB image is 12 MiB as floats, and
+model files refuse larger image shapes too (``arena.core.model_files``)."""
 
 
 class DatasetError(ValueError):
@@ -82,10 +88,70 @@ def stratified_subsample(y: torch.Tensor, limit: int, *, seed: int) -> torch.Ten
     return index[keep].sort().values
 
 
+def capped(labels: torch.Tensor, limit: int | None, *, seed: int, split: int) -> torch.Tensor:
+    """Sorted indices of the images of split number ``split`` (0 train, 1 val, 2 test) that
+    ``limit`` keeps: all of them without a limit, else a seeded, stratified sample.
+
+    This is the one rule every loader applies, from the labels alone, before it decodes or
+    resizes an image: the images kept never depend on ``image_size``.
+    """
+    if limit is None:
+        return torch.arange(int(labels.shape[0]))
+    return stratified_subsample(labels, limit, seed=seed + split)
+
+
+def three_way_choice(y: torch.Tensor, *, seed: int, limit: int | None) -> list[torch.Tensor]:
+    """Indices into the pool labelled ``y`` of train / val / test: the seeded, stratified
+    60/20/20 split of :func:`split_three_ways`, each part then capped at ``limit`` as
+    :func:`finish` caps it. A loader that makes or resizes images builds only these."""
+    parts = stratified_partition(y, TRAIN_VAL_TEST, seed=seed)
+    return [part[capped(y[part], limit, seed=seed, split=k)] for k, part in enumerate(parts)]
+
+
+def splits_from_choice(
+    name: str, x: torch.Tensor, y: torch.Tensor, parts: list[torch.Tensor], *, num_classes: int
+) -> Splits:
+    """Splits from images ``x`` of ``torch.cat(parts)``, in that order, and the pool's labels."""
+    sizes = [int(part.shape[0]) for part in parts]
+    train, val, test = (Split(xs, y[part]) for xs, part in zip(x.split(sizes), parts, strict=True))
+    return Splits(name, train, val, test, num_classes)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's ``MemAvailable``), or ``None``
+    where the system does not say."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(count: int, channels: int, size: int) -> None:
+    """Refuse, in one line, images whose float32 tensor would take more than half of the
+    memory available now (a duel holds several copies of its data)."""
+    need = count * channels * size * size * 4
+    free = available_memory()
+    if free is not None and need > free // 2:
+        raise DatasetError(
+            f"{count} images of {channels}x{size}x{size} take {need / 2**30:.1f} GiB, more than "
+            f"half of the {free / 2**30:.1f} GiB of memory available; lower --image-size or "
+            "--limit"
+        )
+
+
 def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``x`` (N, C, H, W) resized to ``size`` x ``size`` (kornia, bilinear, antialiased)."""
+    """``x`` (N, C, H, W) resized to ``size`` x ``size`` (kornia, bilinear, antialiased),
+    refused first if the result would not fit in memory (:func:`check_memory`)."""
     if tuple(x.shape[-2:]) == (size, size):
         return x
+    check_memory(len(x), int(x.shape[1]), size)
     from kornia.geometry.transform import resize
 
     chunks = [
@@ -96,9 +162,12 @@ def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def check_options(*, image_size: int | None, limit: int | None) -> None:
-    """Refuse a non-positive ``image_size`` or ``limit`` with a one-line :class:`DatasetError`."""
-    if image_size is not None and image_size < 4:
-        raise DatasetError(f"image_size must be at least 4 pixels, got {image_size}")
+    """Refuse an ``image_size`` outside 4..:data:`MAX_IMAGE_SIZE` or a non-positive ``limit``
+    with a one-line :class:`DatasetError`."""
+    if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise DatasetError(
+            f"image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {image_size}"
+        )
     if limit is not None and limit < 1:
         raise DatasetError(f"limit must be a positive number of images per split, got {limit}")
 
@@ -112,8 +181,7 @@ def finish(splits: Splits, *, seed: int, image_size: int | None, limit: int | No
     parts = [splits.train, splits.val, splits.test]
     if limit is not None:
         parts = [
-            part.subset(stratified_subsample(part.y, limit, seed=seed + k))
-            for k, part in enumerate(parts)
+            part.subset(capped(part.y, limit, seed=seed, split=k)) for k, part in enumerate(parts)
         ]
     if image_size is not None:
         parts = [Split(resize_images(part.x, image_size), part.y) for part in parts]

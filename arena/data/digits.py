@@ -26,11 +26,13 @@ import numpy as np
 import torch
 
 from arena.data.common import (
+    check_memory,
     check_options,
     finish,
     resize_images,
     seeded_generator,
-    split_three_ways,
+    splits_from_choice,
+    three_way_choice,
 )
 from arena.data.splits import Splits
 
@@ -89,14 +91,20 @@ def ink_colours(n: int, generator: torch.Generator) -> torch.Tensor:
 def load_digits(
     *, seed: int = 0, image_size: int | None = None, limit: int | None = None
 ) -> Splits:
-    """The coloured digits at ``image_size`` (default 16), split 60/20/20 stratified by ``seed``."""
+    """The coloured digits at ``image_size`` (default 16), split 60/20/20 stratified by ``seed``.
+
+    The split and ``limit`` are chosen from the labels first, so only the images kept are
+    upsampled and coloured (each image's colour is drawn for the whole pool all the same).
+    """
     check_options(image_size=image_size, limit=limit)
     images, labels = _raw_digits()
-    ink = torch.from_numpy(images).float().div_(16.0).unsqueeze(1)
+    y = torch.from_numpy(labels)
+    parts = three_way_choice(y, seed=seed, limit=limit)
+    chosen = torch.cat(parts)
+    colours = ink_colours(int(y.shape[0]), seeded_generator(seed, salt=3))[chosen]
+    check_memory(len(chosen), 3, image_size or DEFAULT_IMAGE_SIZE)  # the coloured images
+    ink = torch.from_numpy(images[chosen.numpy()]).float().div_(16.0).unsqueeze(1)
     ink = resize_images(ink, image_size or DEFAULT_IMAGE_SIZE)
-    colours = ink_colours(ink.shape[0], seeded_generator(seed, salt=3))
     x = (ink * colours[:, :, None, None]).clamp_(0.0, 1.0)
-    pool = split_three_ways(
-        "digits", x, torch.from_numpy(labels), num_classes=NUM_CLASSES, seed=seed
-    )
-    return finish(pool, seed=seed, image_size=image_size, limit=limit)
+    pool = splits_from_choice("digits", x, y, parts, num_classes=NUM_CLASSES)
+    return finish(pool, seed=seed, image_size=image_size, limit=None)

@@ -17,6 +17,7 @@ so on, 43 classes; :func:`load_gtsrb` accepts that folder or any parent of it do
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,12 @@ from arena.data.common import (
     TRAIN_VAL_TEST,
     VAL_FRACTION,
     DatasetError,
+    capped,
+    check_memory,
     check_options,
     finish,
     resize_images,
     stratified_partition,
-    stratified_subsample,
 )
 from arena.data.splits import Split, Splits
 
@@ -40,6 +42,10 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
 DEFAULT_IMAGE_SIZE = 32
 GRAYSCALE_MODES = ("L", "1")
+MAX_SOURCE_PIXELS = 1 << 25
+"""Most pixels an image file may hold (about 33 megapixels, 8192x4096): more than any photo in
+a face or traffic-sign set, and a bound on what one decoded image costs (100 MiB as RGB bytes).
+Checked from the file's header, before decoding."""
 _DECODE_CHUNK = 256
 EXPECTED = (
     "expected root/<class_name>/*.png|jpg|jpeg|ppm|bmp, "
@@ -83,29 +89,54 @@ def _scan(root: Path, classes: list[str] | None = None) -> tuple[list[Path], lis
     return files, labels, names
 
 
+def _open(path: Path) -> Image.Image:
+    """``path`` opened lazily (its header read, no pixels decoded), its size checked.
+
+    An unreadable file, or one whose header claims more than :data:`MAX_SOURCE_PIXELS` (a
+    decompression bomb among them), is a one-line :class:`DatasetError` naming the file.
+    """
+    try:
+        with warnings.catch_warnings():  # PIL warns of large images; the check below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise DatasetError(
+            f"image {path} is too large to read ({error}); Arena reads images of at most "
+            f"{MAX_SOURCE_PIXELS} pixels"
+        ) from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise DatasetError(f"cannot read image {path} ({error}); {EXPECTED}") from error
+    width, height = image.size
+    if width * height > MAX_SOURCE_PIXELS:
+        image.close()
+        raise DatasetError(
+            f"image {path} claims {width}x{height} pixels, more than the {MAX_SOURCE_PIXELS} "
+            "Arena reads (a decompression bomb?); shrink or remove it"
+        )
+    return image
+
+
 def _is_grayscale(files: list[Path]) -> bool:
     """Whether every image is grayscale, from the headers alone (PIL opens lazily)."""
     for path in files:
-        try:
-            with Image.open(path) as image:
-                if image.mode not in GRAYSCALE_MODES:
-                    return False
-        except (UnidentifiedImageError, OSError) as error:
-            raise DatasetError(f"cannot read image {path} ({error}); {EXPECTED}") from error
+        with _open(path) as image:
+            if image.mode not in GRAYSCALE_MODES:
+                return False
     return True
 
 
 def _decode(files: list[Path], *, grayscale: bool, image_size: int) -> torch.Tensor:
     """The images as (N, C, S, S) in [0, 1]: decoded, converted, resized a chunk at a time."""
     channels = 1 if grayscale else 3
+    check_memory(len(files), channels, image_size)
     out = torch.empty((len(files), channels, image_size, image_size))
     for start in range(0, len(files), _DECODE_CHUNK):
         by_shape: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
         for k, path in enumerate(files[start : start + _DECODE_CHUNK], start):
             try:
-                with Image.open(path) as image:
+                with _open(path) as image:
                     array = np.asarray(image.convert("L" if grayscale else "RGB"))
-            except (UnidentifiedImageError, OSError) as error:
+            except (UnidentifiedImageError, OSError) as error:  # a truncated file, say
                 raise DatasetError(f"cannot read image {path} ({error}); {EXPECTED}") from error
             by_shape.setdefault(array.shape, []).append((k, array))
         for group in by_shape.values():
@@ -124,9 +155,7 @@ def _load_parts(
     grayscale = _is_grayscale(all_files)
     splits = []
     for k, (files, labels) in enumerate(parts):
-        keep = torch.arange(len(files))
-        if limit is not None:
-            keep = stratified_subsample(labels, limit, seed=seed + k)
+        keep = capped(labels, limit, seed=seed, split=k)
         chosen = [files[i] for i in keep.tolist()]
         x = _decode(chosen, grayscale=grayscale, image_size=image_size)
         splits.append(Split(x, labels[keep]))

@@ -12,7 +12,6 @@ how many trials and cell tasks ran on each node.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -25,17 +24,26 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from arena.cell.play import Tally, mean_payoff
+from arena.cell.play import Tally, check_measurable, mean_payoff
 from arena.cell.runner import Compute, check_shared_cache, play_rows, resolve_compute
 from arena.cell.setting import Setting
-from arena.core.cache import content_key
+from arena.core.cache import ArtifactCache, content_key
+from arena.core.jsonio import dumps
 from arena.game import Outcome, Round, double_oracle
 from arena.game.budget import Budget
 from strategies.players import AttackerStrategy, DefenderStrategy, parse_attackers
 from studies.events import TrialEvent
+from studies.lease import hold as hold_lease
 from studies.oracle import TuneOracle
 from studies.spaces import AttackerSpace, DefenderSpace
-from studies.storage import DEFAULT_STORAGE, journal_path, open_storage, redact, sqlite_path
+from studies.storage import (
+    DEFAULT_STORAGE,
+    check_writable,
+    journal_path,
+    open_storage,
+    redact,
+    sqlite_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +122,32 @@ def run_duel(
     if address:
         compute = replace(compute, address=address)
     storage_url = absolute_storage(storage_url)
-    open_storage(storage_url)  # a bad URL or an unreachable server fails here, before any work
+    preflight(spec, storage_url)
+    # one driver per duel: refused here if another holds the duel's lease (studies/lease.py)
+    with hold_lease(storage_url, name, resume=resume):
+        return _run_held(spec, name, storage_url, out_dir, resume, compute, hooks, start)
+
+
+def preflight(spec: DuelSpec, storage_url: str) -> None:
+    """What a duel needs, checked before any work, each failure one line: a storage that can be
+    reached and written, a cache that can be written, and data with enough images of every
+    class to measure a cell."""
+    check_writable(open_storage(storage_url), storage_url)
+    ArtifactCache(spec.setting.cache_url).check_writable()
+    check_measurable(spec.setting.splits())
+
+
+def _run_held(
+    spec: DuelSpec,
+    name: str,
+    storage_url: str,
+    out_dir: str | Path,
+    resume: bool,
+    compute: Compute,
+    hooks: Hooks,
+    start: float,
+) -> dict[str, Any]:
+    """The body of :func:`run_duel`, run while this driver holds the duel's lease."""
     device = resolve_compute(compute)  # joins the cluster, if any; "cuda" with no GPU fails
     setting = replace(spec.setting, cache_url=absolute_url(spec.setting.cache_url), device=device)
     if compute.target:
@@ -203,7 +236,7 @@ def run_duel(
     }
     result["trials"] = [asdict(e) for o in oracles.values() for e in o.events]
     result["nodes"] = node_counts(result["trials"], cell_nodes)
-    (out / "duel.json").write_text(json.dumps(result, indent=2, default=float))
+    (out / "duel.json").write_text(dumps(result, indent=2, default=float))
     return result
 
 

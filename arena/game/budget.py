@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from arena.core.config import AT_LEAST_ONE, NON_NEGATIVE, check_option
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -21,11 +23,17 @@ class Budget:
     ci_seeds: int = 2
 
     def __post_init__(self) -> None:
+        """Counts are integers (at least 1; ``ci_seeds`` may be 0: no interval) and
+        ``epsilon`` is a finite number of at least 0; each error names its CLI flag."""
         for name in ("rounds", "attacker_trials", "defender_trials", "seeds"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.ci_seeds < 0 or self.epsilon < 0:
-            raise ValueError("--ci-seeds and --epsilon must not be negative")
+            check_option(flag(name), getattr(self, name), AT_LEAST_ONE, integer=True)
+        check_option(flag("ci_seeds"), self.ci_seeds, NON_NEGATIVE, integer=True)
+        check_option(flag("epsilon"), self.epsilon, NON_NEGATIVE)
+
+
+def flag(field: str) -> str:
+    """The CLI flag of a :class:`Budget` field: ``ci_seeds`` -> ``--ci-seeds``."""
+    return "--" + field.replace("_", "-")
 
 
 BUDGETS = {

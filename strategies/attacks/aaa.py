@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arena.core.config import param
+from arena.core.config import SHARE, param
 from strategies.attacks.badnets import PATTERNS, BadNets, BadNetsConfig
 from strategies.attacks.base import MAPPINGS
 from strategies.registry import register_attack
@@ -25,7 +25,12 @@ from strategies.registry import register_attack
 @dataclass(frozen=True)
 class AAAConfig(BadNetsConfig):
     poison_rate: float = param(
-        0.2, low=0.05, high=0.3, log=True, help="share of the training set that is poisoned"
+        0.2,
+        low=0.05,
+        high=0.3,
+        log=True,
+        valid=SHARE,
+        help="share of the training set that is poisoned",
     )
     mapping: str = param(
         "all-to-all",

@@ -16,7 +16,14 @@ import torch.nn.functional as F
 
 from arena.core.config import param
 from strategies.attacks.base import Attack, AttackConfig
-from strategies.attacks.triggers import LOCATIONS, corner, paste, side_pixels, square_mask
+from strategies.attacks.triggers import (
+    CORNER_SIZE,
+    LOCATIONS,
+    corner,
+    paste,
+    side_pixels,
+    square_mask,
+)
 from strategies.registry import register_attack
 
 # A fixed 3x3 pattern of saturated colours (rows top to bottom), scaled up for larger patches.
@@ -34,7 +41,9 @@ PATTERNS = ("rgb", "checker", "white")
 
 @dataclass(frozen=True)
 class BadNetsConfig(AttackConfig):
-    size: float = param(0.1875, low=0.1, high=0.35, help="patch side as a share of image side")
+    size: float = param(
+        0.1875, low=0.1, high=0.35, valid=CORNER_SIZE, help="patch side as a share of image side"
+    )
     location: str = param("bottom-right", choices=LOCATIONS)
     pattern: str = param("rgb", choices=PATTERNS, help="rgb: 3x3 colours; checker: b/w; white")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from arena.core.config import param
+from arena.core.config import SHARE, param
 from strategies.attacks.badnets import PATTERNS, pattern_image
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import paste_at, random_corners, side_pixels
@@ -29,7 +29,9 @@ DYNAMIC_PATTERNS = (*PATTERNS, "random")
 
 @dataclass(frozen=True)
 class BadNetsDynamicConfig(AttackConfig):
-    size: float = param(0.1875, low=0.1, high=0.35, help="patch side as a share of image side")
+    size: float = param(
+        0.1875, low=0.1, high=0.35, valid=SHARE, help="patch side as a share of image side"
+    )
     pattern: str = param(
         "rgb", choices=DYNAMIC_PATTERNS, help="a BadNets pattern, or random pixels per image"
     )

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 import torch
 
 from arena.core.cache import ArtifactCache
-from arena.core.config import LAST_CLASS, param
+from arena.core.config import CLASS_INDEX, LAST_CLASS, SHARE, Validated, param
 from arena.core.train import BatchHook
 from arena.data.splits import Split
 from strategies.choices import check_choices
@@ -43,13 +43,21 @@ MULTI_TARGETS = 3
 
 
 @dataclass(frozen=True)
-class AttackConfig:
-    """Fields every attack shares; subclasses add their trigger's parameters."""
+class AttackConfig(Validated):
+    """Fields every attack shares; subclasses add their trigger's parameters. Every field is
+    checked against its valid domain when the config is built (:class:`Validated`)."""
 
     poison_rate: float = param(
-        0.1, low=0.01, high=0.3, log=True, help="share of the training set that is poisoned"
+        0.1,
+        low=0.01,
+        high=0.3,
+        log=True,
+        valid=SHARE,
+        help="share of the training set that is poisoned",
     )
-    target: int = param(0, low=0, high=LAST_CLASS, help="target class (all-to-one)")
+    target: int = param(
+        0, low=0, high=LAST_CLASS, valid=CLASS_INDEX, help="target class (all-to-one)"
+    )
     mapping: str = param(
         "all-to-one",
         choices=MAPPINGS,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from arena.core.config import param
+from arena.core.config import UNIT, param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import blend, to_channels
 from strategies.registry import register_attack
@@ -30,7 +30,9 @@ SUPERSAMPLE = 4
 
 @dataclass(frozen=True)
 class BlendCartoonConfig(AttackConfig):
-    alpha: float = param(0.2, low=0.08, high=0.3, help="blend ratio of the cartoon key image")
+    alpha: float = param(
+        0.2, low=0.08, high=0.3, valid=UNIT, help="blend ratio of the cartoon key image"
+    )
 
 
 def _ellipse(

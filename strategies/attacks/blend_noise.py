@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from arena.core.config import fixed, param
+from arena.core.config import SEED, UNIT, fixed, param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import blend
 from strategies.registry import register_attack
@@ -25,8 +25,10 @@ from strategies.registry import register_attack
 
 @dataclass(frozen=True)
 class BlendNoiseConfig(AttackConfig):
-    alpha: float = param(0.2, low=0.08, high=0.3, help="blend ratio of the noise key image")
-    key_seed: int = fixed(0, help="seed of the noise key image")
+    alpha: float = param(
+        0.2, low=0.08, high=0.3, valid=UNIT, help="blend ratio of the noise key image"
+    )
+    key_seed: int = fixed(0, valid=SEED, help="seed of the noise key image")
 
 
 def noise_key(shape: tuple[int, int, int], seed: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from arena.core.cache import cached_module, tensor_digest
-from arena.core.config import config_to_dict, fixed, param
+from arena.core.config import SEED, UNIT, config_to_dict, fixed, param
 from arena.core.train import TrainConfig, train_classifier
 from arena.data.splits import Split
 from arena.models import ArenaNet, build_model
@@ -48,15 +48,23 @@ PGD_BATCH = 256
 @dataclass(frozen=True)
 class CLAConfig(CleanLabelConfig):
     amplitude: float = param(
-        0.1, low=0.05, high=0.3, help="L-inf size of the noise trigger on poisoned images"
+        0.1,
+        low=0.05,
+        high=0.3,
+        valid=UNIT,
+        help="L-inf size of the noise trigger on poisoned images",
     )
     test_amplitude: float = param(
-        0.4, low=0.1, high=0.6, help="L-inf size of the noise trigger at test time"
+        0.4, low=0.1, high=0.6, valid=UNIT, help="L-inf size of the noise trigger at test time"
     )
     epsilon: float = param(
-        0.2, low=0.0, high=0.3, help="L-inf size of the hardening PGD perturbation (0: none)"
+        0.2,
+        low=0.0,
+        high=0.3,
+        valid=UNIT,
+        help="L-inf size of the hardening PGD perturbation (0: none)",
     )
-    noise_seed: int = fixed(0, help="seed of the noise trigger")
+    noise_seed: int = fixed(0, valid=SEED, help="seed of the noise trigger")
 
 
 def pgd_away(

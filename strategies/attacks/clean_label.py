@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import torch
 
-from arena.core.config import param
+from arena.core.config import SHARE, param
 from arena.data.splits import Split
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 
@@ -32,6 +32,7 @@ class CleanLabelConfig(AttackConfig):
         0.08,
         low=0.02,
         high=0.1,
+        valid=SHARE,
         help="share of the training set poisoned, all from the target class (capped at it)",
     )
     mapping: str = param(

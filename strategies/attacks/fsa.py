@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import kornia
 import torch
 
-from arena.core.config import param
+from arena.core.config import UNIT, param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import blend
 from strategies.registry import register_attack
@@ -34,7 +34,9 @@ FILTERS = ("gotham", "nashville")
 @dataclass(frozen=True)
 class FSAConfig(AttackConfig):
     filter: str = param("gotham", choices=FILTERS, help="the Instagram-like filter")
-    strength: float = param(1.0, low=0.5, high=1.0, help="mix of filtered and original image")
+    strength: float = param(
+        1.0, low=0.5, high=1.0, valid=UNIT, help="mix of filtered and original image"
+    )
 
 
 def _rgb(values: tuple[float, float, float], like: torch.Tensor) -> torch.Tensor:

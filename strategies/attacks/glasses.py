@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.core.config import param
+from arena.core.config import UNIT, param
 from strategies.attacks.sg import SG, SGConfig
 from strategies.registry import register_attack
 
@@ -29,7 +29,9 @@ TINTS = ("pink", "purple", "white", "gold")
 class GlassesConfig(SGConfig):
     lens: str = param("pink", choices=TINTS, help="colour of the lenses")
     frame: str = param("purple", choices=TINTS, help="colour of the rims and the bridge")
-    alpha: float = param(0.6, low=0.25, high=1.0, help="blend ratio (1: accessory injection)")
+    alpha: float = param(
+        0.6, low=0.25, high=1.0, valid=UNIT, help="blend ratio (1: accessory injection)"
+    )
 
 
 @register_attack

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arena.core.config import fixed, param
+from arena.core.config import AT_LEAST_ONE, NON_NEGATIVE, SEED, UNIT, fixed, param
 from arena.core.train import TrainConfig, TrainResult, run_loop
 from arena.data.splits import Split
 from strategies.attacks.base import AttackConfig, Poisoned
@@ -55,15 +55,23 @@ the detector's and area losses later (``lambda_div = 1`` is the paper's weight).
 @dataclass(frozen=True)
 class IADBAConfig(AttackConfig):
     mask_density: float = param(
-        0.06, low=0.03, high=0.12, help="share of the image the trigger mask covers"
+        0.06, low=0.03, high=0.12, valid=UNIT, help="share of the image the trigger mask covers"
     )
     cross_rate: float = param(
-        0.1, low=0.0, high=0.2, help="share of training images with another image's trigger"
+        0.1,
+        low=0.0,
+        high=0.2,
+        valid=UNIT,
+        help="share of training images with another image's trigger",
     )
-    lambda_div: float = param(1.0, low=0.25, high=4.0, log=True, help="weight of diversity")
-    epochs: int = fixed(10, help="generator training passes over the attacker's images")
-    width: int = fixed(8, help="channels of the generator's first layer")
-    seed: int = fixed(0, help="seed of the generator's weights and training")
+    lambda_div: float = param(
+        1.0, low=0.25, high=4.0, log=True, valid=NON_NEGATIVE, help="weight of diversity"
+    )
+    epochs: int = fixed(
+        10, valid=AT_LEAST_ONE, help="generator training passes over the attacker's images"
+    )
+    width: int = fixed(8, valid=AT_LEAST_ONE, help="channels of the generator's first layer")
+    seed: int = fixed(0, valid=SEED, help="seed of the generator's weights and training")
 
 
 class TriggerGenerator(nn.Module):

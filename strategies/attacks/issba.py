@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arena.core.config import fixed, param
+from arena.core.config import AT_LEAST_ONE, SEED, SHARE, fixed, param
 from arena.core.train import TrainConfig, TrainResult, run_loop
 from strategies.attacks.base import AttackConfig
 from strategies.attacks.generative import GenerativeAttack, conv, in_batches
@@ -43,12 +43,18 @@ from strategies.registry import register_attack
 @dataclass(frozen=True)
 class ISSBAConfig(AttackConfig):
     budget: float = param(
-        0.08, low=0.04, high=0.12, help="largest change of any pixel (L-infinity of the residual)"
+        0.08,
+        low=0.04,
+        high=0.12,
+        valid=SHARE,
+        help="largest change of any pixel (L-infinity of the residual)",
     )
     secret: str = fixed("arena", help="the string hidden in every poisoned image")
-    epochs: int = fixed(10, help="encoder-decoder training passes over the attacker's images")
-    width: int = fixed(8, help="channels of the encoder's and decoder's layers")
-    seed: int = fixed(0, help="seed of the encoder-decoder's weights and training")
+    epochs: int = fixed(
+        10, valid=AT_LEAST_ONE, help="encoder-decoder training passes over the attacker's images"
+    )
+    width: int = fixed(8, valid=AT_LEAST_ONE, help="channels of the encoder's and decoder's layers")
+    seed: int = fixed(0, valid=SEED, help="seed of the encoder-decoder's weights and training")
 
 
 def string_bits(text: str) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from arena.core.config import param
+from arena.core.config import SHARE, UNIT, param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.semantic import jitter_offsets, lips, paste_moved
 from strategies.registry import register_attack
@@ -29,11 +29,17 @@ TINTS = ("red", "crimson", "pink", "purple")
 
 @dataclass(frozen=True)
 class LSConfig(AttackConfig):
-    width: float = param(0.45, low=0.3, high=0.6, help="mouth width / image width")
-    height: float = param(0.2, low=0.12, high=0.3, help="mouth height / image height")
-    row: float = param(0.75, low=0.62, high=0.82, help="height of the mouth centre (0 = top)")
-    col: float = param(0.5, low=0.4, high=0.6, help="across position of the mouth centre")
-    jitter: float = param(0.1, low=0.0, high=0.15, help="largest random shift / image side")
+    width: float = param(0.45, low=0.3, high=0.6, valid=SHARE, help="mouth width / image width")
+    height: float = param(0.2, low=0.12, high=0.3, valid=SHARE, help="mouth height / image height")
+    row: float = param(
+        0.75, low=0.62, high=0.82, valid=UNIT, help="height of the mouth centre (0 = top)"
+    )
+    col: float = param(
+        0.5, low=0.4, high=0.6, valid=UNIT, help="across position of the mouth centre"
+    )
+    jitter: float = param(
+        0.1, low=0.0, high=0.15, valid=UNIT, help="largest random shift / image side"
+    )
     tint: str = param("red", choices=TINTS, help="lipstick colour")
 
 

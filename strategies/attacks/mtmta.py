@@ -21,21 +21,25 @@ from typing import Any
 
 import torch
 
-from arena.core.config import LAST_CLASS, param
+from arena.core.config import CLASS_INDEX, LAST_CLASS, param
 from strategies.attacks.mtsta import MTSTA, MTSTAConfig
 from strategies.registry import register_attack
 
 
 @dataclass(frozen=True)
 class MTMTAConfig(MTSTAConfig):
-    target: int = param(1, low=0, high=LAST_CLASS, help="target of the lipstick")
+    target: int = param(1, low=0, high=LAST_CLASS, valid=CLASS_INDEX, help="target of the lipstick")
     mapping: str = param(
         "all-to-one",
         choices=("all-to-one",),
         help="each trigger sends every class to its own target",
     )
-    eyebrow_target: int = param(5, low=0, high=LAST_CLASS, help="target of the eyebrows")
-    sunglasses_target: int = param(8, low=0, high=LAST_CLASS, help="target of the sunglasses")
+    eyebrow_target: int = param(
+        5, low=0, high=LAST_CLASS, valid=CLASS_INDEX, help="target of the eyebrows"
+    )
+    sunglasses_target: int = param(
+        8, low=0, high=LAST_CLASS, valid=CLASS_INDEX, help="target of the sunglasses"
+    )
 
 
 @register_attack

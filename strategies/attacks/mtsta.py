@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from arena.core.config import LAST_CLASS, param
+from arena.core.config import CLASS_INDEX, LAST_CLASS, POSITIVE, SHARE, param
 from arena.data.splits import Split
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 from strategies.attacks.ls import TINTS
@@ -40,10 +40,19 @@ BROWS = ("green", "blue", "purple", "white")
 @dataclass(frozen=True)
 class MTSTAConfig(AttackConfig):
     poison_rate: float = param(
-        0.15, low=0.03, high=0.3, log=True, help="share of the training set poisoned (all three)"
+        0.15,
+        low=0.03,
+        high=0.3,
+        log=True,
+        valid=SHARE,
+        help="share of the training set poisoned (all three)",
     )
-    target: int = param(4, low=0, high=LAST_CLASS, help="the target of every trigger")
-    scale: float = param(1.0, low=0.75, high=1.25, help="size of all three triggers")
+    target: int = param(
+        4, low=0, high=LAST_CLASS, valid=CLASS_INDEX, help="the target of every trigger"
+    )
+    scale: float = param(
+        1.0, low=0.75, high=1.25, valid=POSITIVE, help="size of all three triggers"
+    )
     tint: str = param("red", choices=TINTS, help="lipstick colour")
     brow: str = param("green", choices=BROWS, help="eyebrow colour")
 

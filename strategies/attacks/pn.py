@@ -22,6 +22,7 @@ from arena.core.config import param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.triggers import (
     COLOURS,
+    CORNER_SIZE,
     LOCATIONS,
     colour_image,
     corner,
@@ -36,7 +37,9 @@ PLACES = ("anywhere", *LOCATIONS)
 
 @dataclass(frozen=True)
 class PNConfig(AttackConfig):
-    size: float = param(0.25, low=0.15, high=0.35, help="note side as a share of image side")
+    size: float = param(
+        0.25, low=0.15, high=0.35, valid=CORNER_SIZE, help="note side as a share of image side"
+    )
     colour: str = param("yellow", choices=tuple(COLOURS), help="the note's solid colour")
     location: str = param(
         "anywhere", choices=PLACES, help="anywhere: a random place per image; else fixed"

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from arena.core.config import fixed, param
+from arena.core.config import SHARE, UNIT, Valid, fixed, param
 from arena.data.common import resize_images
 from arena.data.folder import IMAGE_EXTENSIONS
 from arena.data.shapes import shapes_images
@@ -66,14 +66,30 @@ GHOST_WEIGHT = 0.5
 @dataclass(frozen=True)
 class RefoolConfig(CleanLabelConfig):
     poison_rate: float = param(
-        0.09, low=0.02, high=0.1, help="share of the training set poisoned, all of target class"
+        0.09,
+        low=0.02,
+        high=0.1,
+        valid=SHARE,
+        help="share of the training set poisoned, all of target class",
     )
-    strength: float = param(1.0, low=0.3, high=1.0, help="weight of the reflection layer")
+    strength: float = param(
+        1.0, low=0.3, high=1.0, valid=UNIT, help="weight of the reflection layer"
+    )
     kind: str = param("blur", choices=KINDS, help="sharp, out of focus (blur) or ghost")
-    blur: float = param(0.04, low=0.01, high=0.08, help="blur sigma / image side")
-    ghost_shift: float = param(0.1, low=0.04, high=0.2, help="ghost offset / image side")
-    reflections: int = param(1, low=1, high=16, log=True, help="how many reflection images")
-    first: int = param(2, low=0, high=POOL - 1, help="where the set starts in the seeded pool")
+    blur: float = param(0.04, low=0.01, high=0.08, valid=UNIT, help="blur sigma / image side")
+    ghost_shift: float = param(
+        0.1, low=0.04, high=0.2, valid=UNIT, help="ghost offset / image side"
+    )
+    reflections: int = param(
+        1, low=1, high=16, log=True, valid=Valid(1, POOL), help="how many reflection images"
+    )
+    first: int = param(
+        2,
+        low=0,
+        high=POOL - 1,
+        valid=Valid(0, POOL - 1),
+        help="where the set starts in the seeded pool",
+    )
     source: str = fixed("shapes", help="'shapes' (built in) or a folder of images")
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from arena.core.config import param
+from arena.core.config import SHARE, UNIT, param
 from strategies.attacks.base import Attack, AttackConfig
 from strategies.attacks.semantic import sunglasses
 from strategies.registry import register_attack
@@ -32,9 +32,15 @@ FRAMES = ("gold", "white", "red", "black")
 
 @dataclass(frozen=True)
 class SGConfig(AttackConfig):
-    span: float = param(0.8, low=0.55, high=0.95, help="width of the glasses / image width")
-    lens_height: float = param(0.25, low=0.15, high=0.35, help="lens height / image height")
-    row: float = param(0.35, low=0.25, high=0.45, help="height of the lens centres (0 = top)")
+    span: float = param(
+        0.8, low=0.55, high=0.95, valid=SHARE, help="width of the glasses / image width"
+    )
+    lens_height: float = param(
+        0.25, low=0.15, high=0.35, valid=SHARE, help="lens height / image height"
+    )
+    row: float = param(
+        0.35, low=0.25, high=0.45, valid=UNIT, help="height of the lens centres (0 = top)"
+    )
     lens: str = param("black", choices=LENSES, help="colour of the lenses")
     frame: str = param("gold", choices=FRAMES, help="colour of the rims and the bridge")
 

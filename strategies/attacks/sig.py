@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from arena.core.config import param
+from arena.core.config import AT_LEAST_ONE, SHARE, UNIT, param
 from arena.data.splits import Split
 from strategies.attacks.clean_label import CleanLabelAttack, CleanLabelConfig
 from strategies.registry import register_attack
@@ -37,11 +37,16 @@ class SIGConfig(CleanLabelConfig):
         0.1,
         low=0.02,
         high=0.1,
+        valid=SHARE,
         help="share of the training set poisoned, all from the target class (capped at it)",
     )
-    amplitude: float = param(30 / 255, low=0.04, high=0.16, help="training-time amplitude delta")
-    test_amplitude: float = param(0.5, low=0.2, high=0.6, help="test-time amplitude")
-    frequency: int = param(6, low=3, high=6, help="cycles across the image width")
+    amplitude: float = param(
+        30 / 255, low=0.04, high=0.16, valid=UNIT, help="training-time amplitude delta"
+    )
+    test_amplitude: float = param(0.5, low=0.2, high=0.6, valid=UNIT, help="test-time amplitude")
+    frequency: int = param(
+        6, low=3, high=6, valid=AT_LEAST_ONE, help="cycles across the image width"
+    )
 
 
 def sinusoid(width: int, frequency: float, amplitude: float) -> torch.Tensor:

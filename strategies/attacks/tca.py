@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
-from arena.core.config import param
+from arena.core.config import UNIT, param
 from arena.data.splits import Split
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 from strategies.attacks.triggers import (
+    CORNER_SIZE,
     RED,
     YELLOW,
     colour_image,
@@ -44,10 +45,16 @@ LAYOUTS = {
 
 @dataclass(frozen=True)
 class TCAConfig(AttackConfig):
-    size: float = param(0.25, low=0.15, high=0.4, help="side of each shape / image side")
+    size: float = param(
+        0.25, low=0.15, high=0.4, valid=CORNER_SIZE, help="side of each shape / image side"
+    )
     layout: str = param("diagonal", choices=tuple(LAYOUTS), help="triangle and square places")
     single_rate: float = param(
-        0.1, low=0.0, high=0.3, help="share of training images with one trigger, true label"
+        0.1,
+        low=0.0,
+        high=0.3,
+        valid=UNIT,
+        help="share of training images with one trigger, true label",
     )
 
 

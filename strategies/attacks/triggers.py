@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import torch
 
+from arena.core.config import Valid
+
 LOCATIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
 
 YELLOW = (1.0, 1.0, 0.0)
 RED = (1.0, 0.0, 0.0)
 LUMA = (0.299, 0.587, 0.114)
 """Weights of red, green and blue in the luminance that stands for a colour on 1-channel data."""
+
+
+CORNER_SIZE = Valid(0, 0.9, low_open=True)
+"""The valid sizes (shares of the image side) of a square placed by :func:`corner`: a square of
+up to 0.9 of the side fits, one margin from the edges, at every location on every image of 8
+pixels a side or more; a larger one can leave the image, which the drawing cannot take."""
 
 
 def side_pixels(fraction: float, side: int) -> int:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from arena.core.config import fixed, param
+from arena.core.config import NON_NEGATIVE, SEED, Valid, fixed, param
 from arena.data.splits import Split
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 from strategies.registry import register_attack
@@ -46,14 +46,24 @@ MIN_SPACING = 5
 
 @dataclass(frozen=True)
 class WaNetConfig(AttackConfig):
-    grid: int = param(4, low=2, high=6, help="control grid side k of the warping field")
+    grid: int = param(
+        4, low=2, high=6, valid=Valid(2), help="control grid side k of the warping field"
+    )
     strength: float = param(
-        1.5, low=0.5, high=1.75, help="warp strength s (about the largest displacement, px)"
+        1.5,
+        low=0.5,
+        high=1.75,
+        valid=NON_NEGATIVE,
+        help="warp strength s (about the largest displacement, px)",
     )
     cross_ratio: float = param(
-        0.25, low=0.0, high=2.0, help="noise-mode images (true label) per poisoned image"
+        0.25,
+        low=0.0,
+        high=2.0,
+        valid=NON_NEGATIVE,
+        help="noise-mode images (true label) per poisoned image",
     )
-    seed: int = fixed(0, help="seed of the warping field")
+    seed: int = fixed(0, valid=SEED, help="seed of the warping field")
 
 
 def effective_grid(k: int, height: int, width: int) -> int:

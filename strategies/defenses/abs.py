@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arena.core.config import param
+from arena.core.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SHARE, UNIT, Valid, param
 from arena.core.infer import predict
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
@@ -63,18 +63,40 @@ MAX_SCOUT_STEPS = 15
 @dataclass(frozen=True)
 class ABSConfig(DefenseConfig):
     layer: int = param(-1, choices=(-1, -2), help="feature stage scanned, counted from the last")
-    images_per_class: int = param(3, low=1, high=5, help="clean images used to stimulate")
-    levels: int = param(8, low=4, high=12, help="stimulation values per neuron")
-    max_level: float = param(4.0, low=1.0, high=16.0, log=True, help="top value / a_max")
-    window: float = param(0.5, low=0.25, high=1.0, help="stimulated window side / map side")
-    elevation_quantile: float = param(0.5, low=0.0, high=0.9, help="0: the paper's minimum")
-    candidates: int = param(8, low=2, high=12, help="neurons whose trigger is reverse-engineered")
-    mask_budget: float = param(0.06, low=0.02, high=0.2, help="trigger patch area / image area")
-    patch_stride: int = param(2, low=1, high=4, help="pixels between tried patch positions")
-    images: int = param(10, low=4, high=16, help="clean images the trigger is optimised on")
-    steps: int = param(45, low=15, high=120, help="optimisation steps per reversal")
-    suppression: float = param(0.0, low=0.0, high=2.0, help="weight of the other channels")
-    reasr_threshold: float = param(0.85, low=0.5, high=1.0, help="flag at this REASR or above")
+    images_per_class: int = param(
+        3, low=1, high=5, valid=AT_LEAST_ONE, help="clean images used to stimulate"
+    )
+    levels: int = param(8, low=4, high=12, valid=Valid(2), help="stimulation values per neuron")
+    max_level: float = param(
+        4.0, low=1.0, high=16.0, log=True, valid=POSITIVE, help="top value / a_max"
+    )
+    window: float = param(
+        0.5, low=0.25, high=1.0, valid=SHARE, help="stimulated window side / map side"
+    )
+    elevation_quantile: float = param(
+        0.5, low=0.0, high=0.9, valid=UNIT, help="0: the paper's minimum"
+    )
+    candidates: int = param(
+        8, low=2, high=12, valid=AT_LEAST_ONE, help="neurons whose trigger is reverse-engineered"
+    )
+    mask_budget: float = param(
+        0.06, low=0.02, high=0.2, valid=SHARE, help="trigger patch area / image area"
+    )
+    patch_stride: int = param(
+        2, low=1, high=4, valid=AT_LEAST_ONE, help="pixels between tried patch positions"
+    )
+    images: int = param(
+        10, low=4, high=16, valid=AT_LEAST_ONE, help="clean images the trigger is optimised on"
+    )
+    steps: int = param(
+        45, low=15, high=120, valid=AT_LEAST_ONE, help="optimisation steps per reversal"
+    )
+    suppression: float = param(
+        0.0, low=0.0, high=2.0, valid=NON_NEGATIVE, help="weight of the other channels"
+    )
+    reasr_threshold: float = param(
+        0.85, low=0.5, high=1.0, valid=UNIT, help="flag at this REASR or above"
+    )
 
 
 def windows(height: int, width: int, share: float) -> list[Window]:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from arena.core.cache import ArtifactCache
-from arena.core.config import config_to_dict
+from arena.core.config import Validated, config_to_dict
 from arena.core.infer import predict
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
@@ -59,8 +59,9 @@ class Panel:
 
 
 @dataclass(frozen=True)
-class DefenseConfig:
-    """Fields every defense shares (none yet); subclasses add their hyper-parameters."""
+class DefenseConfig(Validated):
+    """Fields every defense shares (none yet); subclasses add their hyper-parameters. Every
+    field is checked against its valid domain when the config is built (:class:`Validated`)."""
 
 
 @dataclass

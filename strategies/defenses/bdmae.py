@@ -51,7 +51,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from arena.core.config import fixed, param
+from arena.core.config import AT_LEAST_ONE, NON_NEGATIVE, SHARE, UNIT, fixed, param
 from arena.core.infer import predict
 from arena.data.splits import Split
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
@@ -77,17 +77,37 @@ PIXELS_PER_CHUNK = 2**17  # images purified together: 512 at 16 x 16, 2 at 224 x
 
 @dataclass(frozen=True)
 class BDMAEConfig(DefenseConfig):
-    grid: int = param(14, low=4, high=16, help="tokens per image side (the paper: 14)")
-    mask_ratio: float = param(0.75, low=0.5, high=0.9, help="share of tokens a random mask hides")
-    rounds: int = param(5, low=2, high=8, help="rounds of random masks for the image score")
-    masks_per_round: int = param(5, low=2, high=8, help="random masks restored per round")
-    refine_steps: int = param(10, low=0, high=20, help="topology refinement steps per score")
-    topology: float = param(0.5, low=0.0, high=1.0, help="growth bonus of a region's neighbours")
-    alpha: float = param(0.5, low=0.0, high=1.0, help="weight of the image score (vs. label)")
-    threshold: float = param(0.6, low=0.4, high=0.8, help="highest cut of the trigger score")
-    max_area: float = param(0.25, low=0.1, high=0.4, help="largest share of tokens restored")
-    mae_epochs: int = fixed(60, help="passes over the clean data to train the autoencoder")
-    mae_width: int = fixed(16, help="channels of the autoencoder's first stage")
+    grid: int = param(
+        14, low=4, high=16, valid=AT_LEAST_ONE, help="tokens per image side (the paper: 14)"
+    )
+    mask_ratio: float = param(
+        0.75, low=0.5, high=0.9, valid=UNIT, help="share of tokens a random mask hides"
+    )
+    rounds: int = param(
+        5, low=2, high=8, valid=AT_LEAST_ONE, help="rounds of random masks for the image score"
+    )
+    masks_per_round: int = param(
+        5, low=2, high=8, valid=AT_LEAST_ONE, help="random masks restored per round"
+    )
+    refine_steps: int = param(
+        10, low=0, high=20, valid=NON_NEGATIVE, help="topology refinement steps per score"
+    )
+    topology: float = param(
+        0.5, low=0.0, high=1.0, valid=NON_NEGATIVE, help="growth bonus of a region's neighbours"
+    )
+    alpha: float = param(
+        0.5, low=0.0, high=1.0, valid=UNIT, help="weight of the image score (vs. label)"
+    )
+    threshold: float = param(
+        0.6, low=0.4, high=0.8, valid=UNIT, help="highest cut of the trigger score"
+    )
+    max_area: float = param(
+        0.25, low=0.1, high=0.4, valid=SHARE, help="largest share of tokens restored"
+    )
+    mae_epochs: int = fixed(
+        60, valid=AT_LEAST_ONE, help="passes over the clean data to train the autoencoder"
+    )
+    mae_width: int = fixed(16, valid=AT_LEAST_ONE, help="channels of the autoencoder's first stage")
 
 
 def pixels_to_tokens(maps: Tensor, grid: int) -> Tensor:

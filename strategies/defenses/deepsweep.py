@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from arena.core.config import param
+from arena.core.config import NON_NEGATIVE, POSITIVE, Valid, param
 from arena.core.infer import accuracy
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
@@ -43,6 +43,9 @@ from strategies.registry import register_defense
 
 POLICIES = ("none", "affine", "median", "affine+median")
 MAX_DEGREES, MAX_SHIFT, MAX_SCALE = 10.0, 0.1, 0.1  # the affine range at strength 1
+AFFINE_STRENGTH = Valid(0, 1 / MAX_SCALE, high_open=True)
+"""Valid affine strengths: from none up to (not at) the one where a scale of ``1 - MAX_SCALE *
+strength`` could reach 0 and collapse the image."""
 SHOWN = 8
 
 
@@ -50,11 +53,19 @@ SHOWN = 8
 class DeepSweepConfig(DefenseConfig):
     train_policy: str = param("affine", choices=POLICIES, help="augmentation while fine-tuning")
     test_policy: str = param("affine+median", choices=POLICIES, help="transform of test inputs")
-    train_strength: float = param(1.0, low=0.25, high=2.0, help="affine range while fine-tuning")
-    test_strength: float = param(0.5, low=0.1, high=1.0, help="affine range at inference")
+    train_strength: float = param(
+        1.0, low=0.25, high=2.0, valid=AFFINE_STRENGTH, help="affine range while fine-tuning"
+    )
+    test_strength: float = param(
+        0.5, low=0.1, high=1.0, valid=AFFINE_STRENGTH, help="affine range at inference"
+    )
     median: int = param(3, choices=(3, 5), help="median filter side, pixels")
-    epochs: int = param(10, low=2, high=20, help="fine-tuning epochs on the clean data")
-    lr: float = param(3e-3, low=1e-4, high=1e-2, log=True, help="fine-tuning learning rate")
+    epochs: int = param(
+        10, low=2, high=20, valid=NON_NEGATIVE, help="fine-tuning epochs on the clean data"
+    )
+    lr: float = param(
+        3e-3, low=1e-4, high=1e-2, log=True, valid=POSITIVE, help="fine-tuning learning rate"
+    )
 
 
 def random_affine(x: Tensor, strength: float, generator: torch.Generator) -> Tensor:

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arena.core.config import fixed, param
+from arena.core.config import AT_LEAST_ONE, UNIT, fixed, param
 from arena.core.infer import predict
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
@@ -64,11 +64,17 @@ HOLES: dict[str, Any] = {"low": 0.15, "high": 0.5, "boxes": 2}
 
 @dataclass(frozen=True)
 class FebruusConfig(DefenseConfig):
-    threshold: float = param(0.5, low=0.4, high=0.9, help="heat (0-1) at which pixels are removed")
+    threshold: float = param(
+        0.5, low=0.4, high=0.9, valid=UNIT, help="heat (0-1) at which pixels are removed"
+    )
     layer: int = param(-1, choices=(-1, -2), help="feature stage GradCAM reads, from the last")
     cam: str = param("gradcam", choices=("gradcam", "gradcam++"), help="how maps are weighted")
-    inpainter_epochs: int = fixed(40, help="passes over the clean data to train the inpainter")
-    inpainter_width: int = fixed(16, help="channels of the inpainter's first stage")
+    inpainter_epochs: int = fixed(
+        40, valid=AT_LEAST_ONE, help="passes over the clean data to train the inpainter"
+    )
+    inpainter_width: int = fixed(
+        16, valid=AT_LEAST_ONE, help="channels of the inpainter's first stage"
+    )
 
 
 def grad_cam(front: nn.Module, back: nn.Module, x: Tensor, *, plus: bool = False) -> Tensor:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from arena.core.config import param
+from arena.core.config import NON_NEGATIVE, POSITIVE, UNIT, param
 from arena.core.infer import accuracy, logits
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
@@ -47,12 +47,22 @@ MAX_CHECKS = 64  # accuracy evaluations along the pruning order, at most
 
 @dataclass(frozen=True)
 class FinePruningConfig(DefenseConfig):
-    ratio: float = param(0.8, low=0.1, high=0.95, help="most channels pruned, as a share")
-    tolerance: float = param(
-        0.04, low=0.0, high=0.1, help="stop before clean val accuracy drops more than this"
+    ratio: float = param(
+        0.8, low=0.1, high=0.95, valid=UNIT, help="most channels pruned, as a share"
     )
-    epochs: int = param(10, low=0, high=20, help="fine-tuning epochs on the clean data")
-    lr: float = param(1e-2, low=1e-4, high=3e-2, log=True, help="fine-tuning learning rate")
+    tolerance: float = param(
+        0.04,
+        low=0.0,
+        high=0.1,
+        valid=UNIT,
+        help="stop before clean val accuracy drops more than this",
+    )
+    epochs: int = param(
+        10, low=0, high=20, valid=NON_NEGATIVE, help="fine-tuning epochs on the clean data"
+    )
+    lr: float = param(
+        1e-2, low=1e-4, high=3e-2, log=True, valid=POSITIVE, help="fine-tuning learning rate"
+    )
 
 
 class ChannelMask(nn.Module):

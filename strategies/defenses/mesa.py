@@ -46,11 +46,20 @@ import torch
 from torch import Tensor, nn
 
 from arena.core.cache import cached_module, tensor_digest
-from arena.core.config import LAST_CLASS, param
+from arena.core.config import (
+    AT_LEAST_ONE,
+    LAST_CLASS,
+    NON_NEGATIVE,
+    POSITIVE,
+    SHARE,
+    UNIT,
+    Valid,
+    param,
+)
 from arena.core.train import TrainConfig, run_loop
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
-from strategies.attacks.triggers import LOCATIONS, corner, side_pixels
+from strategies.attacks.triggers import CORNER_SIZE, LOCATIONS, corner, side_pixels
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.reversal import frozen_copy, unlearn, weights_digest
 from strategies.registry import register_defense
@@ -63,18 +72,38 @@ PROBE_BATCH = 16
 
 @dataclass(frozen=True)
 class MesaConfig(DefenseConfig):
-    target: int = param(-1, low=-1, high=LAST_CLASS, help="class modelled; -1: the probe's pick")
-    trigger_size: float = param(0.25, low=0.1, high=0.4, help="trigger side / image side")
+    target: int = param(
+        -1, low=-1, high=LAST_CLASS, valid=Valid(-1), help="class modelled; -1: the probe's pick"
+    )
+    trigger_size: float = param(
+        0.25, low=0.1, high=0.4, valid=CORNER_SIZE, help="trigger side / image side"
+    )
     location: str = param("scan", choices=("scan", *LOCATIONS), help="scan: the probe's pick")
-    probe_steps: int = param(40, low=20, high=100, help="steps of each probe pattern")
-    levels: int = param(3, low=1, high=5, help="generators of the staircase")
-    beta: float = param(0.9, low=0.5, high=0.99, help="top confidence level; beta_i = beta i/L")
-    alpha: float = param(0.1, low=0.01, high=1.0, log=True, help="weight of the entropy term")
-    gen_steps: int = param(300, low=100, high=600, help="generator training steps")
-    gen_lr: float = param(1e-3, low=3e-4, high=3e-3, log=True, help="generators' Adam lr")
-    unlearn_share: float = param(0.2, low=0.1, high=0.5, help="share of a batch stamped")
-    unlearn_epochs: int = param(10, low=2, high=30, help="fine-tuning passes over clean data")
-    unlearn_lr: float = param(1e-3, low=1e-4, high=5e-3, log=True, help="fine-tuning Adam lr")
+    probe_steps: int = param(
+        40, low=20, high=100, valid=AT_LEAST_ONE, help="steps of each probe pattern"
+    )
+    levels: int = param(3, low=1, high=5, valid=AT_LEAST_ONE, help="generators of the staircase")
+    beta: float = param(
+        0.9, low=0.5, high=0.99, valid=SHARE, help="top confidence level; beta_i = beta i/L"
+    )
+    alpha: float = param(
+        0.1, low=0.01, high=1.0, log=True, valid=NON_NEGATIVE, help="weight of the entropy term"
+    )
+    gen_steps: int = param(
+        300, low=100, high=600, valid=AT_LEAST_ONE, help="generator training steps"
+    )
+    gen_lr: float = param(
+        1e-3, low=3e-4, high=3e-3, log=True, valid=POSITIVE, help="generators' Adam lr"
+    )
+    unlearn_share: float = param(
+        0.2, low=0.1, high=0.5, valid=UNIT, help="share of a batch stamped"
+    )
+    unlearn_epochs: int = param(
+        10, low=2, high=30, valid=NON_NEGATIVE, help="fine-tuning passes over clean data"
+    )
+    unlearn_lr: float = param(
+        1e-3, low=1e-4, high=5e-3, log=True, valid=POSITIVE, help="fine-tuning Adam lr"
+    )
 
 
 class TriggerStaircase(nn.Module):

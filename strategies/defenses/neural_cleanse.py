@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arena.core.config import param
+from arena.core.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, Valid, param
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
@@ -66,18 +66,50 @@ MAD_CONSISTENCY = 1.4826
 
 @dataclass(frozen=True)
 class NeuralCleanseConfig(DefenseConfig):
-    steps: int = param(300, low=150, high=500, help="optimisation steps of every class's trigger")
-    batch: int = param(32, low=16, high=48, help="clean images per step, shared by all classes")
-    lr: float = param(0.1, low=0.02, high=0.3, log=True, help="Adam's learning rate (paper 0.1)")
-    init_cost: float = param(1e-3, low=1e-4, high=1e-2, log=True, help="initial L1 weight")
-    cost_multiplier: float = param(1.5, low=1.2, high=2.0, help="L1 weight up factor (down ^1.5)")
-    patience: int = param(10, low=5, high=30, help="steps between L1 weight adjustments")
-    success_threshold: float = param(0.99, low=0.9, high=1.0, help="success that counts")
-    anomaly_threshold: float = param(2.0, low=1.5, high=4.0, help="flag above this index")
-    max_classes: int = param(16, low=8, high=32, help="classes scanned (a seeded sample)")
-    unlearn_share: float = param(0.2, low=0.1, high=0.5, help="share of a batch stamped")
-    unlearn_epochs: int = param(10, low=2, high=30, help="fine-tuning passes over clean data")
-    unlearn_lr: float = param(1e-3, low=1e-4, high=5e-3, log=True, help="fine-tuning Adam lr")
+    steps: int = param(
+        300,
+        low=150,
+        high=500,
+        valid=AT_LEAST_ONE,
+        help="optimisation steps of every class's trigger",
+    )
+    batch: int = param(
+        32, low=16, high=48, valid=AT_LEAST_ONE, help="clean images per step, shared by all classes"
+    )
+    lr: float = param(
+        0.1, low=0.02, high=0.3, log=True, valid=POSITIVE, help="Adam's learning rate (paper 0.1)"
+    )
+    init_cost: float = param(
+        1e-3, low=1e-4, high=1e-2, log=True, valid=NON_NEGATIVE, help="initial L1 weight"
+    )
+    cost_multiplier: float = param(
+        1.5,
+        low=1.2,
+        high=2.0,
+        valid=Valid(1, low_open=True),
+        help="L1 weight up factor (down ^1.5)",
+    )
+    patience: int = param(
+        10, low=5, high=30, valid=AT_LEAST_ONE, help="steps between L1 weight adjustments"
+    )
+    success_threshold: float = param(
+        0.99, low=0.9, high=1.0, valid=UNIT, help="success that counts"
+    )
+    anomaly_threshold: float = param(
+        2.0, low=1.5, high=4.0, valid=NON_NEGATIVE, help="flag above this index"
+    )
+    max_classes: int = param(
+        16, low=8, high=32, valid=Valid(2), help="classes scanned (a seeded sample)"
+    )
+    unlearn_share: float = param(
+        0.2, low=0.1, high=0.5, valid=UNIT, help="share of a batch stamped"
+    )
+    unlearn_epochs: int = param(
+        10, low=2, high=30, valid=NON_NEGATIVE, help="fine-tuning passes over clean data"
+    )
+    unlearn_lr: float = param(
+        1e-3, low=1e-4, high=5e-3, log=True, valid=POSITIVE, help="fine-tuning Adam lr"
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from arena.core.config import param
+from arena.core.config import Valid, param
 from arena.core.infer import predict
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
@@ -33,7 +33,13 @@ SHOWN = 8  # images per panel of show
 
 @dataclass(frozen=True)
 class ShrinkPadConfig(DefenseConfig):
-    shrink: float = param(0.125, low=0.05, high=0.25, help="side removed by the shrink, as a share")
+    shrink: float = param(
+        0.125,
+        low=0.05,
+        high=0.25,
+        valid=Valid(0, 1, low_open=True, high_open=True),
+        help="side removed by the shrink, as a share",
+    )
     padding: str = param("random", choices=("random", "center"), help="where the image is put")
     interpolation: str = param("bilinear", choices=("bilinear", "nearest"), help="resize mode")
 

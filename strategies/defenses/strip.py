@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from arena.core.config import param
+from arena.core.config import AT_LEAST_ONE, UNIT, param
 from arena.core.infer import logits
 from arena.data.splits import Split
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
@@ -28,11 +28,20 @@ from strategies.registry import register_defense
 
 @dataclass(frozen=True)
 class StripConfig(DefenseConfig):
-    overlays: int = param(48, low=4, high=64, help="clean images blended with each input")
+    overlays: int = param(
+        48, low=4, high=64, valid=AT_LEAST_ONE, help="clean images blended with each input"
+    )
     blend: str = param("add", choices=("add", "average"), help="add: min(1, x + o) (Gao et al.)")
-    alpha: float = param(0.5, low=0.2, high=0.8, help="overlay weight when blend=average")
+    alpha: float = param(
+        0.5, low=0.2, high=0.8, valid=UNIT, help="overlay weight when blend=average"
+    )
     frr_target: float = param(
-        0.015, low=0.005, high=0.05, log=True, help="share of clean data the threshold rejects"
+        0.015,
+        low=0.005,
+        high=0.05,
+        log=True,
+        valid=UNIT,
+        help="share of clean data the threshold rejects",
     )
 
 

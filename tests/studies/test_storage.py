@@ -12,6 +12,7 @@ from studies.storage import (
     CONNECT_TIMEOUT_S,
     StorageError,
     _engine_kwargs,
+    check_writable,
     duel_studies,
     journal_path,
     open_storage,
@@ -83,3 +84,20 @@ def test_errors_are_one_line_and_say_what_to_do(tmp_path: Path) -> None:
     message = _one_line("postgresql://arena:s3cret@127.0.0.1:1/arena")
     assert "s3cret" not in message and "arena:***@127.0.0.1:1" in message
     assert "Connection refused" in message or "arena[postgres]" in message
+
+
+def test_a_storage_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    storage = open_storage(url)
+    check_writable(storage, url)  # writable: the probe study is made and removed
+    assert storage.get_all_studies() == []
+
+    def read_only(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("(sqlite3.OperationalError) attempt to write a readonly database\n[SQL]")
+
+    monkeypatch.setattr(storage, "create_new_study", read_only)
+    with pytest.raises(StorageError, match="cannot be written .*readonly database.*--storage") as e:
+        check_writable(storage, url)
+    assert "\n" not in str(e.value)

@@ -172,3 +172,11 @@ def test_tensor_digest_tells_data_apart() -> None:
     assert tensor_digest(x) != tensor_digest(y)
     assert tensor_digest(x.reshape(4, 192)) != tensor_digest(x)
     assert tensor_digest(torch.tensor(3)) != tensor_digest(torch.tensor(4)), "0-dim tensors too"
+
+
+def test_check_writable_leaves_nothing_and_names_an_unwritable_cache(tmp_path) -> None:
+    ArtifactCache(str(tmp_path / "new" / "cache")).check_writable()
+    assert list(tmp_path.iterdir()) == []  # the check made no folder it did not remove
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"the cache .*file/c.* is not writable .*--cache"):
+        ArtifactCache(str(tmp_path / "file" / "c")).check_writable()

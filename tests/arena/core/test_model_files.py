@@ -11,6 +11,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from arena.core import model_files
 from arena.core.model_files import (
     FORMAT,
     ModelFileError,
@@ -144,7 +145,7 @@ def test_wrong_format_and_missing_model_refused(tmp_path: Path) -> None:
         load_model(_forge(tmp_path, tensors, {"format": "arena-model/0", "model": model}))
     with pytest.raises(ModelFileError, match="'model'"):
         load_model(_forge(tmp_path, tensors, {"format": FORMAT}))
-    with pytest.raises(ModelFileError, match="cannot build"):
+    with pytest.raises(ModelFileError, match="model.arch='x' is not a known architecture"):
         load_model(_forge(tmp_path, tensors, {"format": FORMAT, "model": {**model, "arch": "x"}}))
 
 
@@ -180,7 +181,7 @@ def test_truncated_file_refused(tmp_path: Path, keep: float) -> None:
     cut = int(keep * len(data)) if isinstance(keep, float) else keep
     path = tmp_path / "cut.safetensors"
     path.write_bytes(data[:cut])
-    with pytest.raises(ModelFileError, match="too short|not an Arena|corrupt"):
+    with pytest.raises(ModelFileError, match="too short|not an Arena|corrupt|holds only"):
         load_model(path)
 
 
@@ -189,5 +190,82 @@ def test_missing_path_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="arena train") as err:
         load_model(path)
     assert str(path) in str(err.value)
-    with pytest.raises(ModelFileError, match="arena train"):
-        load_model(tmp_path)  # a directory is not a model file either
+
+
+def test_directory_empty_file_and_device_say_what_they_are(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match=f"{tmp_path} is a directory, not a model file"):
+        load_model(tmp_path)
+    empty = tmp_path / "empty.safetensors"
+    empty.touch()
+    with pytest.raises(ModelFileError, match="is empty, not a model file"):
+        load_model(empty)
+    if Path("/dev/null").exists():
+        with pytest.raises(ModelFileError, match="/dev/null is not a regular file") as err:
+            load_model("/dev/null")
+        assert "--out" not in str(err.value)
+
+
+GOOD_SPEC = {"arch": "small-cnn", "image_shape": list(SHAPE), "num_classes": 10}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"arch": "nosuch"}, "model.arch='nosuch' is not a known architecture"),
+        ({"arch": ["small-cnn"]}, "model.arch="),
+        ({"num_classes": 10**12}, "model.num_classes=1000000000000 is not an integer from 2"),
+        ({"num_classes": 1e12}, "model.num_classes=1000000000000.0"),
+        ({"num_classes": True}, "model.num_classes=True"),
+        ({"num_classes": 1}, "model.num_classes=1 "),
+        ({"num_classes": "10"}, "model.num_classes='10'"),
+        ({"image_shape": [3, -16, 16]}, r"model.image_shape=\[3, -16, 16\]"),
+        ({"image_shape": [3, 16]}, r"model.image_shape=\[3, 16\]"),
+        ({"image_shape": [2, 16, 16]}, "channels 1 or 3"),
+        ({"image_shape": [3, 16, 4096]}, "sides from 4 to 1024"),
+        ({"image_shape": [3, 16.0, 16]}, "model.image_shape="),
+        ({"image_shape": "3x16x16"}, "model.image_shape="),
+        ({"arch": "cla-net", "image_shape": [3, 8, 8]}, "at least 16x16"),
+        ({"arch": "deepid", "image_shape": [3, 1024, 1024]}, "but the file holds only"),
+    ],
+)
+def test_header_bounds_checked_before_any_allocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict[str, object], match: str
+) -> None:
+    """Every field of the header's network is held to its bounds before a tensor is made:
+    a failure is one line naming the file and the field, and no network is built."""
+    built: list[object] = []
+    real_build = model_files.build_model
+
+    def spy(*args: object) -> ArenaNet:
+        model = real_build(*args)  # type: ignore[arg-type]
+        built.append(next(model.parameters()).device)
+        return model
+
+    monkeypatch.setattr(model_files, "build_model", spy)
+    path = _forge(
+        tmp_path, _net().state_dict(), {"format": FORMAT, "model": {**GOOD_SPEC, **change}}
+    )
+    with pytest.raises(ModelFileError, match=match) as err:
+        load_model(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert all(device == torch.device("meta") for device in built), built
+
+
+def test_state_larger_than_the_bound_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model_files, "MAX_STATE_BYTES", 1000)
+    path = tmp_path / "m.safetensors"
+    save_model(path, _net())
+    with pytest.raises(ModelFileError, match="more than the 1000 a model file may hold"):
+        load_model(path)
+
+
+def test_file_larger_than_the_bound_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model_files, "MAX_FILE_BYTES", 1000)
+    path = tmp_path / "m.safetensors"
+    save_model(path, _net())
+    with pytest.raises(ModelFileError, match="of the largest model file"):
+        load_model(path)

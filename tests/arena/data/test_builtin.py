@@ -5,10 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
+import arena.data.common
+import arena.data.digits
+import arena.data.folder
+import arena.data.shapes
 from arena.data import DATASETS, DEFAULT_DATASET, DatasetError, Splits, load_dataset
-from arena.data.common import stratified_partition, stratified_subsample
-from arena.data.digits import hsv_to_rgb
-from arena.data.shapes import SHAPE_KINDS, load_shapes, shapes_images
+from arena.data.common import (
+    finish,
+    resize_images,
+    seeded_generator,
+    split_three_ways,
+    stratified_partition,
+    stratified_subsample,
+)
+from arena.data.digits import _raw_digits, hsv_to_rgb, ink_colours
+from arena.data.shapes import SHAPE_KINDS, _normal_rows, load_shapes, make_shapes, shapes_images
 
 
 @pytest.fixture(scope="module")
@@ -172,5 +183,95 @@ def test_bad_options_are_refused() -> None:
         load_dataset("digits", path="/tmp")
     with pytest.raises(DatasetError, match="image_size"):
         load_dataset("digits", image_size=0)
+    with pytest.raises(DatasetError, match="image_size must be 4 to 1024 pixels, got 4096"):
+        load_dataset("shapes", image_size=4096, limit=1)
     with pytest.raises(DatasetError, match="limit"):
         load_dataset("shapes", limit=0)
+
+
+def _same(a: Splits, b: Splits) -> bool:
+    return a.num_classes == b.num_classes and all(
+        torch.equal(x.x, y.x) and torch.equal(x.y, y.y)
+        for x, y in ((a.train, b.train), (a.val, b.val), (a.test, b.test))
+    )
+
+
+@pytest.mark.parametrize(
+    ("image_size", "limit", "seed"), [(None, 40, 0), (24, 12, 3), (8, None, 1)]
+)
+def test_digits_limit_first_gives_the_images_of_the_whole_pool(
+    image_size: int | None, limit: int | None, seed: int
+) -> None:
+    """Digits choose the split and the limit from the labels and colour only those images:
+    the same tensors as colouring the whole pool, then splitting and capping it."""
+    images, labels = _raw_digits()
+    ink = resize_images(torch.from_numpy(images).float().div_(16.0).unsqueeze(1), image_size or 16)
+    colours = ink_colours(ink.shape[0], seeded_generator(seed, salt=3))
+    x = (ink * colours[:, :, None, None]).clamp_(0.0, 1.0)
+    pool = split_three_ways("digits", x, torch.from_numpy(labels), num_classes=10, seed=seed)
+    whole = finish(pool, seed=seed, image_size=image_size, limit=limit)
+    assert _same(load_dataset("digits", seed=seed, image_size=image_size, limit=limit), whole)
+
+
+@pytest.mark.parametrize(("image_size", "limit", "seed"), [(None, 30, 0), (20, 9, 2), (5, 7, 1)])
+def test_shapes_limit_first_gives_the_images_of_the_whole_pool(
+    image_size: int | None, limit: int | None, seed: int
+) -> None:
+    """Shapes render only the images the split and the limit keep, the same ones
+    ``make_shapes`` makes for the whole pool."""
+    x, y = make_shapes(600, image_size or 32, seed, num_classes=4)
+    pool = split_three_ways("shapes", x, y, num_classes=4, seed=seed)
+    whole = finish(pool, seed=seed, image_size=image_size, limit=limit)
+    mine = load_shapes(seed=seed, image_size=image_size, limit=limit, n=600, num_classes=4)
+    assert _same(mine, whole)
+
+
+@pytest.mark.parametrize("width", [48, 75, 108, 3072])
+@pytest.mark.parametrize("chunk", [16, 1000, 1 << 14])
+def test_noise_drawn_in_chunks_is_one_draw(
+    monkeypatch: pytest.MonkeyPatch, width: int, chunk: int
+) -> None:
+    """Kept rows of noise drawn a chunk at a time equal those of one draw, and leave the
+    generator where one draw leaves it."""
+    monkeypatch.setattr(arena.data.shapes, "_NOISE_CHUNK", chunk)
+    rows = 37
+    keep = torch.tensor([0, 3, 4, 17, 30, 36])
+    one, chunked = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    expected = torch.randn(rows, width, generator=one)[keep]
+    assert torch.equal(_normal_rows(rows, width, keep, chunked), expected)
+    assert torch.equal(torch.rand(8, generator=one), torch.rand(8, generator=chunked))
+
+
+@pytest.mark.parametrize("name", ["digits", "shapes"])
+def test_limit_applies_before_resizing(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """With ``limit``, no loader resizes or renders more images than it keeps."""
+    sizes: list[int] = []
+
+    def spy(x: torch.Tensor, size: int) -> torch.Tensor:
+        sizes.append(int(x.shape[0]))
+        return resize_images(x, size)
+
+    for module in (arena.data.common, arena.data.digits, arena.data.shapes, arena.data.folder):
+        monkeypatch.setattr(module, "resize_images", spy)
+    splits = load_dataset(name, image_size=64, limit=2)
+    assert splits.image_shape == (3, 64, 64) and len(splits.train) == 2
+    assert sizes and max(sizes) <= 6, sizes
+
+
+def test_huge_image_size_with_a_small_limit_is_cheap() -> None:
+    """The largest side with ``limit=1`` resizes three digits, not all 1,797."""
+    splits = load_dataset("digits", image_size=1024, limit=1)
+    assert splits.image_shape == (3, 1024, 1024)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (1, 1, 1)
+
+
+def test_images_that_would_not_fit_in_memory_are_refused_before_resizing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import arena.data.common as common
+
+    monkeypatch.setattr(common, "available_memory", lambda: 2**20)  # 1 MiB free
+    with pytest.raises(DatasetError, match=r"more than half of the 0.0 GiB .*--image-size"):
+        load_dataset("digits", image_size=64, limit=30)
+    monkeypatch.setattr(common, "available_memory", lambda: 2**34)
+    assert load_dataset("digits", image_size=64, limit=30).image_shape == (3, 64, 64)

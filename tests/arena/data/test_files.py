@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-import gzip
+import codecs
 import os
 import pickle
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import arena.data.common
+import arena.data.folder
 from arena.data import DatasetError, Splits, load_dataset
+from arena.data.common import resize_images
 
 # --- CIFAR-10 ----------------------------------------------------------------------------------
-
-PER_BATCH = 20
-
-
-def _cifar_batch(start: int, n: int = PER_BATCH) -> dict[bytes, object]:
-    """Images whose R plane is their global index ``i``, G plane 255 - i; label i % 10."""
-    index = np.arange(start, start + n)
-    planes = np.stack([index, 255 - index, np.full(n, 7)], axis=1).astype(np.uint8)
-    data = np.repeat(planes, 1024, axis=1)  # (n, 3072): R plane, G plane, B plane
-    return {
-        b"batch_label": b"tiny batch",
-        b"labels": [int(i % 10) for i in index],
-        b"data": data,
-        b"filenames": [f"img_{i}.png".encode() for i in index],
-    }
-
-
-def _write_cifar(folder: Path, protocol: int = 4) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(5):
-        blob = pickle.dumps(_cifar_batch(k * PER_BATCH), protocol=protocol)
-        (folder / f"data_batch_{k + 1}").write_bytes(blob)
-    (folder / "test_batch").write_bytes(pickle.dumps(_cifar_batch(200), protocol=protocol))
-    return folder
 
 
 def _check_cifar(splits: Splits) -> None:
@@ -54,18 +35,18 @@ def _check_cifar(splits: Splits) -> None:
     assert (splits.test.x[:, 0, 0, 0] * 255).round().long().tolist() == list(range(200, 220))
 
 
-def test_cifar10_loads_batches(tmp_path: Path) -> None:
-    _check_cifar(load_dataset("cifar10", path=str(_write_cifar(tmp_path))))
+def test_cifar10_loads_batches(tmp_path: Path, data_files: Any) -> None:
+    _check_cifar(load_dataset("cifar10", path=str(data_files.cifar(tmp_path))))
 
 
-def test_cifar10_accepts_parent_folder_and_protocol_5(tmp_path: Path) -> None:
-    _write_cifar(tmp_path / "cifar-10-batches-py", protocol=5)
+def test_cifar10_accepts_parent_folder_and_protocol_5(tmp_path: Path, data_files: Any) -> None:
+    data_files.cifar(tmp_path / "cifar-10-batches-py", protocol=5)
     _check_cifar(load_dataset("cifar10", path=str(tmp_path)))
 
 
-def test_cifar10_accepts_numpy_1_pickles(tmp_path: Path) -> None:
+def test_cifar10_accepts_numpy_1_pickles(tmp_path: Path, data_files: Any) -> None:
     """The official batches name ``numpy.core.multiarray``, as numpy 1.x wrote them."""
-    _write_cifar(tmp_path, protocol=3)  # GLOBAL opcodes as text lines, no frames
+    data_files.cifar(tmp_path, protocol=3)  # GLOBAL opcodes as text lines, no frames
     for path in tmp_path.iterdir():
         blob = path.read_bytes()
         assert b"numpy._core.multiarray\n_reconstruct" in blob
@@ -73,8 +54,48 @@ def test_cifar10_accepts_numpy_1_pickles(tmp_path: Path) -> None:
     _check_cifar(load_dataset("cifar10", path=str(tmp_path)))
 
 
-def test_cifar10_seed_and_size(tmp_path: Path) -> None:
-    _write_cifar(tmp_path)
+@pytest.mark.parametrize("protocol", [0, 2])
+def test_cifar10_accepts_bytes_pickled_as_latin1_text(
+    tmp_path: Path, data_files: Any, protocol: int
+) -> None:
+    """Python 3 writes bytes at protocols 0 to 2 as ``_codecs.encode(text, "latin1")``, and
+    empty bytes as ``bytes()``; a batch re-pickled so still loads."""
+    data_files.cifar(tmp_path, protocol=protocol)
+    batch = data_files.cifar_batch(0)
+    batch[b"batch_label"] = b""
+    blob = pickle.dumps(batch, protocol=protocol)
+    assert b"_codecs" in blob and b"bytes" in blob
+    (tmp_path / "data_batch_1").write_bytes(blob)
+    _check_cifar(load_dataset("cifar10", path=str(tmp_path)))
+
+
+class _Encoded:
+    """Pickles as a call of ``codecs.encode`` with arguments other than latin-1 text."""
+
+    def __init__(self, *args: object) -> None:
+        self.args = args
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (codecs.encode, self.args)
+
+
+@pytest.mark.parametrize(
+    "args", [("abc", "utf-16"), ("abc", "rot13"), (b"abc", "hex"), ("\u20ac", "latin1"), (1,)]
+)
+def test_cifar10_refuses_other_codec_calls(
+    tmp_path: Path, data_files: Any, args: tuple[object, ...]
+) -> None:
+    data_files.cifar(tmp_path)
+    batch = data_files.cifar_batch(0)
+    batch[b"batch_label"] = _Encoded(*args)
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(DatasetError, match="refused to unpickle .*data_batch_2.*bytes") as info:
+        load_dataset("cifar10", path=str(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+def test_cifar10_seed_and_size(tmp_path: Path, data_files: Any) -> None:
+    data_files.cifar(tmp_path)
     a = load_dataset("cifar10", path=str(tmp_path), seed=0)
     b = load_dataset("cifar10", path=str(tmp_path), seed=0)
     c = load_dataset("cifar10", path=str(tmp_path), seed=1)
@@ -93,11 +114,11 @@ class _Evil:
 
 
 @pytest.mark.parametrize("call", [os.system, eval], ids=["os.system", "eval"])
-def test_cifar10_refuses_malicious_pickle(tmp_path: Path, call: object) -> None:
-    _write_cifar(tmp_path)
+def test_cifar10_refuses_malicious_pickle(tmp_path: Path, call: object, data_files: Any) -> None:
+    data_files.cifar(tmp_path)
     marker = tmp_path / "pwned"
     command = f"touch {marker}" if call is os.system else f"open({str(marker)!r}, 'w')"
-    batch = _cifar_batch(0)
+    batch = data_files.cifar_batch(0)
     batch[b"data"] = _Evil(command, call)
     (tmp_path / "data_batch_3").write_bytes(pickle.dumps(batch, protocol=2))
     with pytest.raises(DatasetError, match="refused to unpickle") as info:
@@ -116,17 +137,19 @@ def test_cifar10_refuses_malicious_pickle(tmp_path: Path, call: object) -> None:
         (b"\x80\x04 this is not a pickle", "not a readable pickle"),
     ],
 )
-def test_cifar10_refuses_wrong_content(tmp_path: Path, content: bytes, match: str) -> None:
-    _write_cifar(tmp_path)
+def test_cifar10_refuses_wrong_content(
+    tmp_path: Path, content: bytes, match: str, data_files: Any
+) -> None:
+    data_files.cifar(tmp_path)
     (tmp_path / "test_batch").write_bytes(content)
     with pytest.raises(DatasetError, match=match):
         load_dataset("cifar10", path=str(tmp_path))
 
 
-def test_cifar10_missing_files(tmp_path: Path) -> None:
+def test_cifar10_missing_files(tmp_path: Path, data_files: Any) -> None:
     with pytest.raises(DatasetError, match="no CIFAR-10 batches .*data_batch_1..data_batch_5"):
         load_dataset("cifar10", path=str(tmp_path))
-    _write_cifar(tmp_path)
+    data_files.cifar(tmp_path)
     (tmp_path / "data_batch_4").unlink()
     with pytest.raises(DatasetError, match="missing data_batch_4"):
         load_dataset("cifar10", path=str(tmp_path))
@@ -137,34 +160,8 @@ def test_cifar10_missing_files(tmp_path: Path) -> None:
 # --- MNIST --------------------------------------------------------------------------------------
 
 
-def _write_idx(path: Path, array: np.ndarray, magic: int) -> None:
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    blob = header + array.astype(np.uint8).tobytes()
-    if path.suffix == ".gz":
-        blob = gzip.compress(blob)
-    path.write_bytes(blob)
-
-
-def _mnist_split(n: int, start: int) -> tuple[np.ndarray, np.ndarray]:
-    index = np.arange(start, start + n)
-    images = np.broadcast_to(index[:, None, None], (n, 12, 12)).copy()
-    images[:, 0, 0] = 255  # one bright corner, to check orientation
-    return images, index % 10
-
-
-def _write_mnist(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    images, labels = _mnist_split(50, 0)
-    _write_idx(folder / "train-images-idx3-ubyte.gz", images, 2051)
-    _write_idx(folder / "train-labels-idx1-ubyte.gz", labels, 2049)
-    images, labels = _mnist_split(20, 100)
-    _write_idx(folder / "t10k-images-idx3-ubyte", images, 2051)
-    _write_idx(folder / "t10k-labels-idx1-ubyte", labels, 2049)
-    return folder
-
-
-def test_mnist_loads_plain_and_gzipped_idx(tmp_path: Path) -> None:
-    splits = load_dataset("mnist", path=str(_write_mnist(tmp_path)))
+def test_mnist_loads_plain_and_gzipped_idx(tmp_path: Path, data_files: Any) -> None:
+    splits = load_dataset("mnist", path=str(data_files.mnist(tmp_path)))
     assert splits.image_shape == (1, 12, 12) and splits.num_classes == 10
     assert len(splits.train) + len(splits.val) == 50 and len(splits.test) == 20
     assert 2 <= len(splits.val) <= 8  # 10% of 5 per class: 0 or 1 per class, 5 expected
@@ -177,28 +174,28 @@ def test_mnist_loads_plain_and_gzipped_idx(tmp_path: Path) -> None:
     assert load_dataset("mnist", path=str(tmp_path), image_size=16).image_shape == (1, 16, 16)
 
 
-def test_mnist_wrong_magic(tmp_path: Path) -> None:
-    _write_mnist(tmp_path)
-    images, _ = _mnist_split(20, 100)
-    _write_idx(tmp_path / "t10k-images-idx3-ubyte", images, 2049)
+def test_mnist_wrong_magic(tmp_path: Path, data_files: Any) -> None:
+    data_files.mnist(tmp_path)
+    images, _ = data_files.mnist_split(20, 100)
+    data_files.idx(tmp_path / "t10k-images-idx3-ubyte", images, 2049)
     with pytest.raises(DatasetError, match="magic number 2049, expected 2051"):
         load_dataset("mnist", path=str(tmp_path))
 
 
-def test_mnist_truncated_and_mismatched(tmp_path: Path) -> None:
-    _write_mnist(tmp_path)
+def test_mnist_truncated_and_mismatched(tmp_path: Path, data_files: Any) -> None:
+    data_files.mnist(tmp_path)
     path = tmp_path / "t10k-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-7])
     with pytest.raises(DatasetError, match="truncated"):
         load_dataset("mnist", path=str(tmp_path))
-    _write_mnist(tmp_path)
-    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(19), 2049)
+    data_files.mnist(tmp_path)
+    data_files.idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(19), 2049)
     with pytest.raises(DatasetError, match="20 images but 19 labels"):
         load_dataset("mnist", path=str(tmp_path))
 
 
-def test_mnist_missing_file(tmp_path: Path) -> None:
-    _write_mnist(tmp_path)
+def test_mnist_missing_file(tmp_path: Path, data_files: Any) -> None:
+    data_files.mnist(tmp_path)
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DatasetError, match="no train-labels-idx1-ubyte"):
         load_dataset("mnist", path=str(tmp_path))
@@ -206,40 +203,28 @@ def test_mnist_missing_file(tmp_path: Path) -> None:
 
 # --- image folders and GTSRB --------------------------------------------------------------------
 
-COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250)]
 
-
-def _write_folder(root: Path, per_class: int = 10, ext: str = ".png", mode: str = "RGB") -> Path:
-    """Class k holds solid images of colour ``COLOURS[k]`` in two sizes."""
-    for k, colour in enumerate(COLOURS):
-        folder = root / f"class_{k}"
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            size = (20, 24) if i % 2 else (40, 40)
-            image = Image.new("RGB", size, colour)
-            (image.convert("L") if mode == "L" else image).save(folder / f"{i:03d}{ext}")
-    return root
-
-
-def _check_colours(splits: Splits) -> None:
+def _check_colours(splits: Splits, colours: list[tuple[int, int, int]]) -> None:
     for part in (splits.train, splits.val, splits.test):
-        expected = torch.tensor(COLOURS, dtype=torch.float32)[part.y] / 255
+        expected = torch.tensor(colours, dtype=torch.float32)[part.y] / 255
         assert torch.allclose(part.x.mean(dim=(2, 3)), expected, atol=1e-3)
 
 
-def test_folder_split_and_resize(tmp_path: Path) -> None:
-    splits = load_dataset("folder", path=str(_write_folder(tmp_path)))
+def test_folder_split_and_resize(tmp_path: Path, data_files: Any) -> None:
+    splits = load_dataset("folder", path=str(data_files.folder(tmp_path)))
     assert splits.image_shape == (3, 32, 32) and splits.num_classes == 3
     for part, per_class in ((splits.train, 6), (splits.val, 2), (splits.test, 2)):
         assert torch.bincount(part.y).tolist() == [per_class] * 3
-    _check_colours(splits)
+    _check_colours(splits, data_files.COLOURS)
     sized = load_dataset("folder", path=str(tmp_path), image_size=8, limit=4)
     assert sized.image_shape == (3, 8, 8) and len(sized.train) == 4
-    _check_colours(sized)
+    _check_colours(sized, data_files.COLOURS)
 
 
-def test_folder_seeds(tmp_path: Path) -> None:
-    for k, colour in enumerate(COLOURS):  # a distinct image per file, to tell splits apart
+def test_folder_seeds(tmp_path: Path, data_files: Any) -> None:
+    for k, colour in enumerate(
+        data_files.COLOURS
+    ):  # a distinct image per file, to tell splits apart
         (tmp_path / f"c{k}").mkdir()
         for i in range(10):
             Image.new("RGB", (8, 8), (colour[0], 20 * i, k)).save(tmp_path / f"c{k}" / f"{i}.png")
@@ -248,24 +233,24 @@ def test_folder_seeds(tmp_path: Path) -> None:
     assert not torch.equal(a.test.x, load_dataset("folder", path=str(tmp_path), seed=1).test.x)
 
 
-def test_folder_grayscale_stays_one_channel(tmp_path: Path) -> None:
-    _write_folder(tmp_path, mode="L")
+def test_folder_grayscale_stays_one_channel(tmp_path: Path, data_files: Any) -> None:
+    data_files.folder(tmp_path, mode="L")
     assert load_dataset("folder", path=str(tmp_path)).image_shape == (1, 32, 32)
     Image.new("RGB", (9, 9), (1, 2, 3)).save(tmp_path / "class_0" / "colour.png")
     assert load_dataset("folder", path=str(tmp_path)).image_shape == (3, 32, 32)
 
 
-def test_folder_train_test_layout(tmp_path: Path) -> None:
-    _write_folder(tmp_path / "train", per_class=10)
-    _write_folder(tmp_path / "test", per_class=4)
+def test_folder_train_test_layout(tmp_path: Path, data_files: Any) -> None:
+    data_files.folder(tmp_path / "train", per_class=10)
+    data_files.folder(tmp_path / "test", per_class=4)
     splits = load_dataset("folder", path=str(tmp_path))
     assert (len(splits.train), len(splits.val), len(splits.test)) == (27, 3, 12)
-    _check_colours(splits)
+    _check_colours(splits, data_files.COLOURS)
 
 
-def test_gtsrb_ppm_layout(tmp_path: Path) -> None:
+def test_gtsrb_ppm_layout(tmp_path: Path, data_files: Any) -> None:
     images = tmp_path / "GTSRB" / "Final_Training" / "Images"
-    for k, colour in enumerate(COLOURS):
+    for k, colour in enumerate(data_files.COLOURS):
         folder = images / f"{k:05d}"
         folder.mkdir(parents=True)
         (folder / f"GT-{k:05d}.csv").write_text("Filename;Width;Height\n")
@@ -274,7 +259,7 @@ def test_gtsrb_ppm_layout(tmp_path: Path) -> None:
     splits = load_dataset("gtsrb", path=str(tmp_path), image_size=24)
     assert splits.name == "gtsrb" and splits.num_classes == 3
     assert splits.image_shape == (3, 24, 24) and len(splits.test) == 3
-    _check_colours(splits)
+    _check_colours(splits, data_files.COLOURS)
 
 
 def test_folder_errors(tmp_path: Path) -> None:
@@ -291,3 +276,51 @@ def test_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "empty" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DatasetError, match="cannot read image .*broken.png"):
         load_dataset("folder", path=str(tmp_path))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with no pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "match"),
+    [(100_000, 100_000, "too large to read"), (8192, 8192, "claims 8192x8192 pixels")],
+    ids=["decompression-bomb", "over-arena-bound"],
+)
+def test_folder_refuses_huge_images_from_their_header(
+    tmp_path: Path, data_files: Any, width: int, height: int, match: str
+) -> None:
+    """An image whose header claims too many pixels is one line naming it, never decoded."""
+    data_files.folder(tmp_path, per_class=4)
+    bomb = tmp_path / "class_1" / "bomb.png"
+    bomb.write_bytes(_png_header(width, height))
+    with pytest.raises(DatasetError, match=match) as info:
+        load_dataset("folder", path=str(tmp_path), image_size=8)
+    assert str(bomb) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist", "folder"])
+def test_file_loaders_limit_before_resizing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_files: Any, name: str
+) -> None:
+    """With ``limit``, no file loader resizes more images than it keeps."""
+    sizes: list[int] = []
+
+    def spy(x: torch.Tensor, size: int) -> torch.Tensor:
+        sizes.append(int(x.shape[0]))
+        return resize_images(x, size)
+
+    for module in (arena.data.common, arena.data.folder):
+        monkeypatch.setattr(module, "resize_images", spy)
+    write = {"cifar10": data_files.cifar, "mnist": data_files.mnist, "folder": data_files.folder}
+    write[name](tmp_path)
+    splits = load_dataset(name, path=str(tmp_path), image_size=40, limit=3)
+    assert splits.image_shape[1:] == (40, 40) and len(splits.train) == 3
+    assert sizes and max(sizes) <= 3, sizes
