@@ -26,6 +26,10 @@ the claim it checks that the lease is still that holder's, deletes it, creates i
 only then deletes the claim. Leases are deleted by study id: PostgreSQL and the journal never
 reuse an id, and SQLite cannot reuse the stale lease's id while the (newer) claim exists.
 
+The lease also records the session folder of a local Ray instance its holder starts
+(``ray_session``); a taker learns it from :attr:`Lease.took_over`, so that the duel can stop
+what a killed holder's Ray left running (:func:`arena.cell.runner.reap_session`).
+
 A holder whose heartbeat finds that its lease is gone or another's (it missed its beats, say
 on a cut network, and was taken over) stops its own run as Ctrl-C would
 (:func:`_thread.interrupt_main`), and :func:`hold` turns that stop into :class:`LeaseLost`.
@@ -117,6 +121,7 @@ class Record:
     started: float
     heartbeat: float
     stale_after: float
+    ray_session: str = ""  # the local Ray instance the holder started, if it started one
 
     @classmethod
     def read(cls, storage: BaseStorage, name: str) -> Record | None:
@@ -135,6 +140,7 @@ class Record:
             float(attrs.get("started", 0.0)),
             float(attrs.get("heartbeat", 0.0)),
             float(attrs.get("stale_after", HEARTBEAT_S * MISSED_BEATS)),
+            str(attrs.get("ray_session", "")),
         )
 
     def stale(self, now: float | None = None) -> str | None:
@@ -220,12 +226,19 @@ class Lease:
     interval_s: float = HEARTBEAT_S
     on_lost: Callable[[], None] = field(default=lambda: _stop_main(), repr=False)
     lost: str | None = None  # why, once a heartbeat finds the lease gone or another's
+    took_over: Record | None = None  # the stale lease this one replaced, if it replaced one
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _beating: threading.Thread | None = field(default=None, init=False, repr=False)
 
     @property
     def owner(self) -> str:
         return self.driver.owner
+
+    def note_ray_session(self, session_dir: str) -> None:
+        """Record the local Ray instance this driver started (its session folder), so that the
+        driver that takes over after this one was killed can stop what it left running."""
+        storage = open_storage(self.url)
+        storage.set_study_user_attr(self.study_id, "ray_session", session_dir)
 
     def start(self) -> None:
         """Beat every ``interval_s`` seconds in a daemon thread until :meth:`release`."""
@@ -327,7 +340,7 @@ def acquire(
         study_id = _take_over(storage, duel, holder, attrs())
         if study_id is not None:
             log.warning("duel %s: took over the lease of %s (%s)", duel, holder.who(), reason)
-            return Lease(url, duel, driver, study_id, interval_s)
+            return Lease(url, duel, driver, study_id, interval_s, took_over=holder)
         if time.monotonic() > deadline:
             raise LeaseHeld(
                 f"could not take over the lease of duel {duel} within {TAKE_TIMEOUT_S:.0f} s: "

@@ -15,11 +15,13 @@ the nodes, and a task whose worker dies is run again (``max_failures``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import signal
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +193,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
                 ray.init(address=target, **kwargs)
             else:  # "local": a private instance, never one that `ray start` left running
                 ray.init(address="local", num_cpus=num_cpus, **kwargs)
+                session = _session_dir()
+                for listener in list(_LOCAL_LISTENERS):
+                    listener(session)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             where = f"the Ray cluster at {target!r}" if target else "a local Ray instance"
@@ -208,6 +213,86 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
         logging.ERROR if verbose else logging.CRITICAL
     )
     return ray
+
+
+_LOCAL_LISTENERS: list[Callable[[str], None]] = []
+
+
+@contextlib.contextmanager
+def on_local_ray(listener: Callable[[str], None]) -> Iterator[None]:
+    """Within the body, tell ``listener`` the session folder of a local Ray instance that
+    :func:`ensure_ray` starts (a duel's lease records it: :func:`reap_session`)."""
+    _LOCAL_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LOCAL_LISTENERS.remove(listener)
+
+
+def _session_dir() -> str:
+    """The session folder of the Ray instance this process started (Ray keeps it only in its
+    private node object; empty if that changes)."""
+    try:
+        import ray._private.worker as worker
+
+        node: Any = worker._global_node
+        return str(node.get_session_dir_path())
+    except Exception:  # noqa: BLE001 - a private API: without it nothing is recorded
+        return ""
+
+
+def reap_session(session_dir: str, driver_pid: int) -> int:
+    """Kill the processes a killed driver's local Ray instance left running, and return how
+    many. After a SIGKILL, Ray's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``)
+    outlive their raylet; they are known by the files they hold open in the session folder.
+    Only a session that driver started is touched: Ray names it ``session_..._<driver pid>``,
+    and the driver must be gone (Linux only: it reads ``/proc``)."""
+    folder = os.path.realpath(session_dir)
+    if not session_dir or not folder.endswith(f"_{driver_pid}") or not os.path.isdir("/proc"):
+        return 0
+    if _alive(driver_pid):
+        return 0
+    killed = 0
+    for pid in session_processes(folder):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def session_processes(session_dir: str) -> list[int]:
+    """The processes (other than this one) that hold a file open, or their working folder,
+    under ``session_dir``; none where there is no ``/proc``."""
+    folder = os.path.realpath(session_dir)
+    if not os.path.isdir("/proc"):
+        return []
+    return [
+        int(entry)
+        for entry in os.listdir("/proc")
+        if entry.isdigit() and int(entry) != os.getpid() and _holds_files_under(int(entry), folder)
+    ]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holds_files_under(pid: int, folder: str) -> bool:
+    """Whether process ``pid`` has a file open, or its working folder, under ``folder``."""
+    prefix = folder + os.sep
+    try:
+        links = [os.readlink(f"/proc/{pid}/cwd")]
+        fds = f"/proc/{pid}/fd"
+        links += [os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)]
+    except OSError:  # gone meanwhile, or not ours to read
+        return False
+    return any(link.startswith(prefix) for link in links)
 
 
 def probe_address(address: str, timeout: float = 5.0) -> None:

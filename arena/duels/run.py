@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -25,7 +26,14 @@ import numpy as np
 from scipy import stats
 
 from arena.cell.play import Tally, check_measurable, mean_payoff
-from arena.cell.runner import Compute, check_shared_cache, play_rows, resolve_compute
+from arena.cell.runner import (
+    Compute,
+    check_shared_cache,
+    on_local_ray,
+    play_rows,
+    reap_session,
+    resolve_compute,
+)
 from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.jsonio import dumps
@@ -124,7 +132,14 @@ def run_duel(
     storage_url = absolute_storage(storage_url)
     preflight(spec, storage_url)
     # one driver per duel: refused here if another holds the duel's lease (studies/lease.py)
-    with hold_lease(storage_url, name, resume=resume):
+    with hold_lease(storage_url, name, resume=resume) as lease, on_local_ray(
+        lease.note_ray_session
+    ):
+        stale = lease.took_over
+        if stale is not None and stale.ray_session and stale.host == socket.gethostname():
+            reaped = reap_session(stale.ray_session, stale.pid)
+            if reaped:
+                log.warning("stopped %d Ray process(es) the killed driver left running", reaped)
         return _run_held(spec, name, storage_url, out_dir, resume, compute, hooks, start)
 
 

@@ -247,3 +247,14 @@ def test_a_lease_or_claim_left_halfway_does_not_block_a_resume(
     assert _holder(url, duel).owner == taker.owner
     assert _leases(url, duel) == [lease_name(duel)]
     taker.release()
+
+
+def test_the_taker_learns_which_ray_session_the_stale_holder_left(url: str, duel: str) -> None:
+    dead = acquire(url, duel, resume=False, driver=_dead_here())
+    dead.note_ray_session(f"/tmp/ray/session_x_{dead.driver.pid}")
+    assert _holder(url, duel).ray_session == f"/tmp/ray/session_x_{dead.driver.pid}"
+    taker = acquire(url, duel, resume=True)
+    assert taker.took_over is not None and taker.took_over.pid == dead.driver.pid
+    assert taker.took_over.ray_session == f"/tmp/ray/session_x_{dead.driver.pid}"
+    assert _holder(url, duel).ray_session == ""  # the new lease starts with none
+    taker.release()

@@ -1,8 +1,12 @@
 """Joining a Ray cluster: ``--address`` and ``RAY_ADDRESS``, and one-line errors when nothing
-answers there (Ray itself retries for minutes)."""
+answers there (Ray itself retries for minutes); stopping what a killed driver's Ray left."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,3 +56,37 @@ def test_without_an_address_the_duel_runs_here(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("RAY_ADDRESS", "head:6379")
     assert Compute().target == "head:6379"
     assert Compute(address="other:6379").target == "other:6379"
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_reap_session_stops_what_a_killed_drivers_ray_left_running(tmp_path: Path) -> None:
+    from arena.cell.runner import reap_session
+
+    dead = _dead_pid()
+    session = tmp_path / f"session_2026-01-01_00-00-00_000000_{dead}"
+    (session / "logs").mkdir(parents=True)
+    holder = "import sys, time\nf = open(sys.argv[1], 'a')\nprint('ready', flush=True)\n"
+    holder += "time.sleep(60)"
+    agent = subprocess.Popen([sys.executable, "-c", holder, str(session / "logs" / "agent.log")],
+                             stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path / "elsewhere.log")],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert agent.stdout is not None and agent.stdout.readline() == "ready\n"
+        assert other.stdout is not None and other.stdout.readline() == "ready\n"
+        # a session that another (or a live) driver started is never touched
+        assert reap_session(str(session), dead + 1) == 0
+        assert reap_session(str(session), os.getpid()) == 0
+        assert agent.poll() is None
+        assert reap_session(str(session), dead) == 1
+        assert agent.wait(timeout=10) == -signal.SIGKILL
+        assert other.poll() is None  # it holds nothing in the session folder
+    finally:
+        for proc in (agent, other):
+            proc.kill()
+            proc.wait()

@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from arena.cell.runner import session_processes
 from arena.cell.setting import Setting
 from studies.oracle import TuneOracle, rerun_params
 from studies.spaces import AttackerSpace
@@ -58,8 +59,9 @@ def _mid_round(db: Path) -> str | None:
     return None
 
 
-def _kill_mid_round(argv: list[str], env: dict[str, str], root: Path) -> str:
-    """Start the duel, SIGKILL its driver once a study is mid-way; the study's name."""
+def _kill_mid_round(argv: list[str], env: dict[str, str], root: Path) -> tuple[str, int]:
+    """Start the duel, SIGKILL its driver once a study is mid-way; the study's name and the
+    driver's pid. What its Ray leaves running is left for the resumed run to stop."""
     db = root / "arena.db"
     with (root / "killed.txt").open("w") as out:
         proc = subprocess.Popen(
@@ -79,20 +81,37 @@ def _kill_mid_round(argv: list[str], env: dict[str, str], root: Path) -> str:
             assert study is not None, (root / "killed.txt").read_text()[-3000:]
             os.kill(proc.pid, signal.SIGKILL)
             assert proc.wait(timeout=60) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            # Ray's processes die with their driver; end anything of ours still there
+        except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-    return study
+            raise
+    return study, proc.pid
 
 
 def test_a_driver_killed_mid_round_resumes_without_losing_or_repeating_a_trial(
     reference_duel: Any, ray_env: dict[str, str], ops: Any, tmp_path: Path
 ) -> None:
     argv = reference_duel.argv(tmp_path)
-    cut = _kill_mid_round(argv, ray_env, tmp_path)
+    cut, killed = _kill_mid_round(argv, ray_env, tmp_path)
+    try:
+        _resume_after_a_kill(argv, cut, killed, reference_duel, ray_env, ops, tmp_path)
+    finally:  # whatever is left of the killed driver's processes
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(killed, signal.SIGKILL)
+
+
+def _resume_after_a_kill(
+    argv: list[str],
+    cut: str,
+    killed: int,
+    reference_duel: Any,
+    ray_env: dict[str, str],
+    ops: Any,
+    tmp_path: Path,
+) -> None:
+    sessions = list(Path(ray_env["RAY_TMPDIR"]).glob(f"ray/session_*_{killed}"))
+    assert len(sessions) == 1
+    left = session_processes(str(sessions[0]))  # Ray's agents outlive a killed driver
     before = _studies(tmp_path / "arena.db")
     finished = {
         name: {t.number: t for t in trials if t.state == TrialState.COMPLETE}
@@ -123,6 +142,9 @@ def test_a_driver_killed_mid_round_resumes_without_losing_or_repeating_a_trial(
         tmp_path,
     )
     result = ops.duel_json(resumed)
+    # the resumed run, taking over the killed driver's lease, stopped what its Ray left
+    assert left and session_processes(str(sessions[0])) == []
+    assert "Ray process(es) the killed driver left running" in resumed.stderr
     after = _studies(tmp_path / "arena.db")
     ran = [t["study"] for t in result["trials"]]
     for name, (attrs, trials) in after.items():
