@@ -26,8 +26,10 @@ from arena.cell.rules import Ruling, measure, score, user_rejects
 from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.infer import accuracy
-from arena.core.train import TrainConfig
+from arena.core.train import TrainConfig, training_bytes
 from arena.data import Splits
+from arena.data.common import available_memory
+from arena.models import build_model
 from strategies.defenses import Deployment
 from strategies.players import AttackerStrategy, DefenderStrategy
 
@@ -56,6 +58,25 @@ def check_measurable(data: Splits) -> None:
                 f"split ({MIN_IMAGES_PER_CLASS * data.num_classes} per split for "
                 f"{data.num_classes} classes): raise --limit or add images"
             )
+
+
+def check_memory_for_training(setting: Setting, batch_size: int) -> None:
+    """Fail, in one line, when training the setting's network on its images in batches of
+    ``batch_size`` would take more than half of the memory available now
+    (:func:`arena.core.train.training_bytes`, counted on the ``meta`` device)."""
+    data = setting.splits()
+    batch_size = min(batch_size, len(data.train))  # as the training loop takes it
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        net = build_model(setting.model, data.image_shape, data.num_classes)
+    need = training_bytes(net, data.image_shape, batch_size)
+    free = available_memory()
+    if free is not None and need > free // 2:
+        c, h, w = data.image_shape
+        raise ValueError(
+            f"training {setting.model} on {c}x{h}x{w} images in batches of {batch_size} takes "
+            f"about {need / 2**30:.1f} GiB, more than half of the {free / 2**30:.1f} GiB of "
+            "memory available; lower --image-size or -T batch_size, or pick a smaller --model"
+        )
 
 
 class _Clock:
@@ -174,6 +195,7 @@ def evaluate(
     run even on a BadNet the user's gate rejects, the cell itself not cached."""
     start = time.perf_counter()
     check_measurable(setting.splits())
+    check_memory_for_training(setting, max(attacker.recipe.batch_size, TrainConfig().batch_size))
     data_seconds = time.perf_counter() - start
     result = score_cell(
         attacker, defender, seed, setting, cache or ArtifactCache(setting.cache_url)

@@ -31,6 +31,7 @@ class TrainCommand(Command):
         import torch
 
         from arena.cell.artifacts import train_model
+        from arena.cell.play import check_memory_for_training
         from arena.core.infer import accuracy
         from arena.core.model_files import save_model
         from arena.core.overrides import apply_overrides
@@ -54,6 +55,7 @@ class TrainCommand(Command):
                 num_classes=data.num_classes,
                 cache=cache,
             )
+        check_memory_for_training(cell, recipe.batch_size)
         trained = train_model(cell, args.seed, cache, recipe=recipe, attack=attack)
         save_model(args.out, trained.model, trained.header)
         ca = accuracy(trained.model, data.test.x, data.test.y)

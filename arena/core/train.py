@@ -454,3 +454,28 @@ def _compiled_loss(
         seconds,
     )
     return _compiled
+
+
+def training_bytes(model: nn.Module, image_shape: tuple[int, int, int], batch_size: int) -> int:
+    """An estimate of the memory that training ``model`` with ``batch_size`` images of
+    ``image_shape`` takes: the weights, their gradients and Adam's two moments (16 bytes per
+    parameter), and every layer's output for a batch, kept for the backward pass and matched
+    by its gradient (8 bytes per value). ``model`` may live on the ``meta`` device: the count
+    runs one image through it there, so nothing is allocated."""
+    values = 0
+
+    def count(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal values
+        if isinstance(output, torch.Tensor):
+            values += output.numel()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *image_shape, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    params = sum(p.numel() for p in model.parameters())
+    return 16 * params + 8 * values * batch_size

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from arena.cell.play import Tally, check_measurable, mean_payoff
+from arena.cell.play import Tally, check_measurable, check_memory_for_training, mean_payoff
 from arena.cell.runner import (
     Compute,
     check_shared_cache,
@@ -36,7 +36,9 @@ from arena.cell.runner import (
 )
 from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
+from arena.core.config import searchable_fields
 from arena.core.jsonio import dumps
+from arena.core.train import TrainConfig
 from arena.game import Outcome, Round, double_oracle
 from arena.game.budget import Budget
 from strategies.players import AttackerStrategy, DefenderStrategy, parse_attackers
@@ -145,11 +147,13 @@ def run_duel(
 
 def preflight(spec: DuelSpec, storage_url: str) -> None:
     """What a duel needs, checked before any work, each failure one line: a storage that can be
-    reached and written, a cache that can be written, and data with enough images of every
-    class to measure a cell."""
+    reached and written, a cache that can be written, data with enough images of every class
+    to measure a cell, and the memory to train the network at the largest searched batch."""
     check_writable(open_storage(storage_url), storage_url)
     ArtifactCache(spec.setting.cache_url).check_writable()
     check_measurable(spec.setting.splits())
+    # the largest batch the attacker's search may pick
+    check_memory_for_training(spec.setting, max(searched_batch_sizes()))
 
 
 def _run_held(
@@ -342,3 +346,11 @@ def summarize(outcome: Outcome[Any, Any], ci: dict[str, Any], tally: Tally) -> d
         "trainings": tally.trained,
         "cache_hits": tally.cache_hits,
     }
+
+
+def searched_batch_sizes() -> tuple[int, ...]:
+    """The batch sizes the attacker's recipe search may pick."""
+    for f, rng in searchable_fields(TrainConfig):
+        if f.name == "batch_size" and rng.choices is not None:
+            return tuple(int(c) for c in rng.choices)
+    return (TrainConfig().batch_size,)

@@ -107,3 +107,28 @@ def test_abs_flags_the_badnet_and_not_the_clean_model(digits_cache: ArtifactCach
     assert result.detection.badnet is True and result.detection.outcome == "TP"
     assert result.detection.clean is False and result.detection.clean_outcome == "TN"
     assert result.payoff == 0.0
+
+
+def test_training_memory_is_estimated_without_allocating_and_checked_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    import arena.cell.play as play
+    from arena.core.train import training_bytes
+    from arena.models import build_model
+
+    with torch.device("meta"):
+        net = build_model("small-cnn", (3, 16, 16), 10)
+    small = training_bytes(net, (3, 16, 16), 64)
+    assert training_bytes(net, (3, 16, 16), 128) > small > 16 * sum(
+        p.numel() for p in net.parameters()
+    )
+    setting = Setting(data=DataRef(limit=150))
+    monkeypatch.setattr(play, "available_memory", lambda: 2**40)
+    play.check_memory_for_training(setting, 64)
+    monkeypatch.setattr(play, "available_memory", lambda: 2**20)  # 1 MiB free
+    with pytest.raises(ValueError, match=r"small-cnn on 3x16x16 .*batches of 64 .*-T batch_size"):
+        play.check_memory_for_training(setting, 64)
+    with pytest.raises(ValueError, match="more than half"):
+        evaluate(*badnets("strip"), setting, cache=ArtifactCache("memory://unused"))
