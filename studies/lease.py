@@ -56,6 +56,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 
+from arena.core.processes import pid_alive
 from studies.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -158,19 +159,6 @@ class Record:
             return "a driver that never finished taking the lease"
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
         return f"{self.user}@{self.host} (pid {self.pid}) since {since}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _stop_main() -> None:

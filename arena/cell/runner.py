@@ -30,6 +30,7 @@ from arena.cell.result import CellResult
 from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache
 from arena.core.device import resolve_device, set_device
+from arena.core.processes import pid_alive, processes_under
 from arena.models import build_model
 from strategies.players import AttackerStrategy, DefenderStrategy
 
@@ -248,51 +249,14 @@ def reap_session(session_dir: str, driver_pid: int) -> int:
     Only a session that driver started is touched: Ray names it ``session_..._<driver pid>``,
     and the driver must be gone (Linux only: it reads ``/proc``)."""
     folder = os.path.realpath(session_dir)
-    if not session_dir or not folder.endswith(f"_{driver_pid}") or not os.path.isdir("/proc"):
-        return 0
-    if _alive(driver_pid):
+    if not session_dir or not folder.endswith(f"_{driver_pid}") or pid_alive(driver_pid):
         return 0
     killed = 0
-    for pid in session_processes(folder):
+    for pid in processes_under(folder):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
             killed += 1
     return killed
-
-
-def session_processes(session_dir: str) -> list[int]:
-    """The processes (other than this one) that hold a file open, or their working folder,
-    under ``session_dir``; none where there is no ``/proc``."""
-    folder = os.path.realpath(session_dir)
-    if not os.path.isdir("/proc"):
-        return []
-    return [
-        int(entry)
-        for entry in os.listdir("/proc")
-        if entry.isdigit() and int(entry) != os.getpid() and _holds_files_under(int(entry), folder)
-    ]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _holds_files_under(pid: int, folder: str) -> bool:
-    """Whether process ``pid`` has a file open, or its working folder, under ``folder``."""
-    prefix = folder + os.sep
-    try:
-        links = [os.readlink(f"/proc/{pid}/cwd")]
-        fds = f"/proc/{pid}/fd"
-        links += [os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)]
-    except OSError:  # gone meanwhile, or not ours to read
-        return False
-    return any(link.startswith(prefix) for link in links)
 
 
 def probe_address(address: str, timeout: float = 5.0) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from arena.cell.runner import session_processes
 from arena.cell.setting import Setting
+from arena.core.processes import processes_under
 from studies.oracle import TuneOracle, rerun_params
 from studies.spaces import AttackerSpace
 from studies.storage import open_storage
@@ -111,7 +111,7 @@ def _resume_after_a_kill(
 ) -> None:
     sessions = list(Path(ray_env["RAY_TMPDIR"]).glob(f"ray/session_*_{killed}"))
     assert len(sessions) == 1
-    left = session_processes(str(sessions[0]))  # Ray's agents outlive a killed driver
+    left = processes_under(str(sessions[0]))  # Ray's agents outlive a killed driver
     before = _studies(tmp_path / "arena.db")
     finished = {
         name: {t.number: t for t in trials if t.state == TrialState.COMPLETE}
@@ -143,7 +143,7 @@ def _resume_after_a_kill(
     )
     result = ops.duel_json(resumed)
     # the resumed run, taking over the killed driver's lease, stopped what its Ray left
-    assert left and session_processes(str(sessions[0])) == []
+    assert left and processes_under(str(sessions[0])) == []
     assert "Ray process(es) the killed driver left running" in resumed.stderr
     after = _studies(tmp_path / "arena.db")
     ran = [t["study"] for t in result["trials"]]
