@@ -88,6 +88,31 @@ class Ops:
     """Helpers of the operations tests (a fixture, since test modules cannot import this one)."""
 
     @staticmethod
+    def driver_script(setup: str, hook: str) -> str:
+        """A script that runs ``arena`` (``sys.argv[2:]``) on a local Ray of its own whose
+        every worker first calls ``hook``, a function that ``setup`` defines (``sys.argv[1]``
+        is the setup's to use)."""
+        return f"""{setup}
+import sys
+
+from arena.cell.runner import quiet_ray_env
+
+quiet_ray_env()
+import ray
+
+ray.init(
+    address="local",
+    num_cpus=2,
+    include_dashboard=False,
+    log_to_driver=False,
+    runtime_env={{"worker_process_setup_hook": {hook}}},
+)
+from arena.cli.app import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+    @staticmethod
     def matches_reference(
         result: dict[str, Any], ref: dict[str, Any], *, same_name: bool = True
     ) -> None:

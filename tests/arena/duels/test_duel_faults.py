@@ -174,11 +174,10 @@ def _resume_after_a_kill(
     ops.matches_reference(result, reference_duel.result)
 
 
+# the setup of ops.driver_script(WORKER_DIES, "kill_the_first_trial")
 WORKER_DIES = """
 import os, signal, sys
 from pathlib import Path
-
-from arena.cell.runner import quiet_ray_env
 
 MARKER = Path(sys.argv[1])
 
@@ -198,20 +197,6 @@ def kill_the_first_trial() -> None:
 
     oracle.score_trial = dying
 
-
-quiet_ray_env()
-import ray
-
-ray.init(
-    address="local",
-    num_cpus=2,
-    include_dashboard=False,
-    log_to_driver=False,
-    runtime_env={"worker_process_setup_hook": kill_the_first_trial},
-)
-from arena.cli.app import main
-
-sys.exit(main(sys.argv[2:]))
 """
 
 
@@ -221,7 +206,8 @@ def test_a_trial_whose_worker_dies_runs_again_and_is_stored_once(
     shutil.copytree(reference_duel.cache, tmp_path / "cache")  # the fault, not training
     marker = tmp_path / "worker-killed"
     done = ops.run_python(
-        WORKER_DIES, [str(marker), *reference_duel.argv(tmp_path)], ray_env, tmp_path
+        ops.driver_script(WORKER_DIES, "kill_the_first_trial"),
+        [str(marker), *reference_duel.argv(tmp_path)], ray_env, tmp_path
     )
     result = ops.duel_json(done)
     assert marker.exists()
@@ -237,7 +223,7 @@ def test_with_no_retries_a_lost_worker_fails_its_trial_only(
 ) -> None:
     shutil.copytree(reference_duel.cache, tmp_path / "cache")
     done = ops.run_python(
-        WORKER_DIES,
+        ops.driver_script(WORKER_DIES, "kill_the_first_trial"),
         [str(tmp_path / "k"), *reference_duel.argv(tmp_path, "--max-failures", "0")],
         ray_env,
         tmp_path,

@@ -31,8 +31,6 @@ TRIALS_WAIT = """
 import sys, time
 from pathlib import Path
 
-from arena.cell.runner import quiet_ray_env
-
 GO = Path(sys.argv[1])
 
 
@@ -50,20 +48,6 @@ def trials_wait_for_go() -> None:
 
     oracle.score_trial = held
 
-
-quiet_ray_env()
-import ray
-
-ray.init(
-    address="local",
-    num_cpus=2,
-    include_dashboard=False,
-    log_to_driver=False,
-    runtime_env={"worker_process_setup_hook": trials_wait_for_go},
-)
-from arena.cli.app import main
-
-sys.exit(main(sys.argv[2:]))
 """
 
 
@@ -82,7 +66,7 @@ def test_a_second_driver_is_refused_and_the_first_finishes_untouched(
     shutil.copytree(reference_duel.cache, tmp_path / "cache")  # the lease, not training
     argv = reference_duel.argv(tmp_path)
     go = tmp_path / "go"
-    (tmp_path / "first.py").write_text(TRIALS_WAIT)
+    (tmp_path / "first.py").write_text(ops.driver_script(TRIALS_WAIT, "trials_wait_for_go"))
     with (tmp_path / "first.out").open("w") as out, (tmp_path / "first.err").open("w") as err:
         first = subprocess.Popen(
             [sys.executable, str(tmp_path / "first.py"), str(go), *argv],
