@@ -24,6 +24,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from arena.core.processes import processes_under
 from studies.lease import lease_name
 from studies.storage import open_storage
 
@@ -99,6 +100,13 @@ def test_a_second_driver_is_refused_and_the_first_finishes_untouched(
             assert f"@{socket.gethostname()} (pid {first.pid}) since " in lines[1]
         go.touch()
         assert first.wait(timeout=600) == 0, (tmp_path / "first.err").read_text()[-3000:]
+        # the normal end leaves nothing of the Ray instance the first driver started
+        sessions = list(Path(ray_env["RAY_TMPDIR"]).glob(f"ray/session_*_{first.pid}"))
+        assert len(sessions) == 1, sessions
+        deadline = time.monotonic() + 20
+        while processes_under(str(sessions[0])) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert processes_under(str(sessions[0])) == []
     finally:
         if first.poll() is None:
             first.kill()
