@@ -18,7 +18,13 @@ from arena.core.config import config_to_dict
 from arena.core.train import TrainConfig
 from strategies import ATTACKS, UnknownStrategy, attack_class, defense_class
 from strategies.attacks import Attack, AttackConfig
-from strategies.defenses import Defense, DefenseConfig, build_defense, parse_defenses
+from strategies.defenses import (
+    Defense,
+    DefenseConfig,
+    Pipeline,
+    build_defense,
+    parse_defenses,
+)
 
 
 class _Identified:
@@ -65,6 +71,7 @@ class AttackerStrategy(_Identified):
         """Everything that defines the strategy, JSON-ready (also its cache identity)."""
         return {
             "family": self.family,
+            "version": attack_class(self.family).version,
             "attack": config_to_dict(self.attack),
             "train": config_to_dict(self.recipe),
         }
@@ -108,10 +115,16 @@ class DefenderStrategy(_Identified):
         return "+".join(name for name, _ in self.stages)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "family": self.family,
-            "stages": [{"name": n, "config": config_to_dict(c)} for n, c in self.stages],
+            "stages": [
+                {"name": n, "version": defense_class(n).version, "config": config_to_dict(c)}
+                for n, c in self.stages
+            ],
         }
+        if len(self.stages) > 1:
+            described["pipeline_version"] = Pipeline.version
+        return described
 
     def build(self, *, seed: int, cache: ArtifactCache | None = None) -> Defense:
         return build_defense(

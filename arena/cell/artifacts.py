@@ -2,8 +2,9 @@
 the clean reference model, the BadNet, and a detector's verdict on the clean model.
 
 A model is cached under the content key of everything that produced it (the data, the
-architecture, the training recipe, the seed and, for a BadNet, the attack and its config), so a
-defender's trial never retrains a BadNet and a second run trains nothing.
+architecture, the training recipe, the seed, the versions of the code that made it and, for a
+BadNet, the attack, its config and its version), so a defender's trial never retrains a BadNet,
+a second run trains nothing, and a changed strategy or trainer never replays a stale model.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 
-from arena.cell.setting import Setting
+from arena.cell.setting import Setting, code_versions
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.config import config_to_dict
 from arena.core.train import TrainConfig, train_classifier
@@ -55,6 +56,7 @@ def train_model(
         "attack": None
         if attack is None
         else {"name": attack.name, "config": config_to_dict(attack.config)},
+        "versions": {**code_versions(), "attack": None if attack is None else attack.version},
     }
     kind = "clean" if attack is None else "badnet"
     key = content_key(kind, spec)

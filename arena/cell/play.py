@@ -22,7 +22,8 @@ import torch
 
 from arena.cell.artifacts import clean_verdict, train_model
 from arena.cell.result import CellResult, Detection, GateRecord
-from arena.cell.rules import Ruling, measure, score, user_rejects
+from arena.cell.rules import VERSION as RULES_VERSION
+from arena.cell.rules import Ruling, best_trigger, measure_each, score, user_rejects
 from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.infer import accuracy
@@ -115,12 +116,13 @@ def score_cell(
     with clock.phase("badnet"):
         bad = train_model(setting, seed, cache, recipe=attacker.recipe, attack=attack)
     test = data.test
-    triggered = attack.poisoned_test(test, torch.Generator().manual_seed(seed + 1))
-    if len(triggered) == 0:
+    sets = attack.poisoned_tests(test, torch.Generator().manual_seed(seed + 1))
+    if not any(len(s) for s in sets.values()):
         raise CellNotMeasurable(
             f"{attacker.family} moves no test image of {data.name} to a target (no test image "
             "of a class its mapping moves), so its attack success cannot be measured"
         )
+    names = list(sets)
     clean_ca = accuracy(clean.model, test.x, test.y)
     ca = accuracy(bad.model, test.x, test.y)
     gates = setting.gates
@@ -129,11 +131,11 @@ def score_cell(
     clean_flagged = None
     if rejected:
         # the user's gate decides the cell before any defense runs: the BadNet is never deployed
-        asr = accuracy(bad.model, triggered.x, triggered.y)
+        asrs = [accuracy(bad.model, s.x, s.y) if len(s) else None for s in sets.values()]
         ruling = Ruling(0.0, "user", [f"{rejected}; the defense was not run"])
         result = CellResult(
             ca=ca,
-            asr=asr,
+            asr=max(a for a in asrs if a is not None),  # every trigger scores 0: the strongest
             sda=None,
             sasr=None,
             far=None,
@@ -141,6 +143,9 @@ def score_cell(
             detection=Detection(),
             payoff=ruling.payoff,
             gates=_gates(ruling, clean_ca, bad.header, clean.cached, bad.cached, setting),
+            triggers=names,
+            asr_per_trigger=asrs,
+            sasr_per_trigger=[None] * len(names),
         )
     else:
         with clock.phase("defense"):
@@ -149,17 +154,29 @@ def score_cell(
             with clock.phase("defense_clean"):
                 clean_flagged = clean_verdict(defense, clean, data.val, cache)
         with clock.phase("metrics"):
-            metrics = measure(bad.model, deployed, test, triggered)
-        ruling = score(
-            metrics, clean_ca=clean_ca, flagged=deployed.flagged, clean_flagged=clean_flagged,
-            gates=gates,
-        )
+            each = measure_each(bad.model, deployed, test, sets)
+        scored = {
+            name: (m, score(m, clean_ca=clean_ca, flagged=deployed.flagged,
+                            clean_flagged=clean_flagged, gates=gates))
+            for name, m in each.items()
+            if m is not None
+        }  # fmt: skip
+        metrics, ruling = scored[best_trigger(scored)]
         result = CellResult.of(
             metrics,
             ruling,
-            detection=Detection.of(deployed.flagged, clean_flagged, deployed.details),
+            detection=Detection.of(
+                deployed.flagged,
+                clean_flagged,
+                deployed.details,
+                named=deployed.named,
+                targets=attack.target_labels(),
+            ),
             gates=_gates(ruling, clean_ca, bad.header, clean.cached, bad.cached, setting),
         )
+        result.triggers = names
+        result.asr_per_trigger = [None if m is None else m.asr for m in each.values()]
+        result.sasr_per_trigger = [None if m is None else m.sasr for m in each.values()]
     clock.seconds["total"] = round(sum(clock.seconds.values()), 3)
     result.seconds = clock.seconds
     result.trained = int(not clean.cached) + int(not bad.cached)
@@ -239,6 +256,7 @@ def cell_key(
         "defender": defender.describe(),
         "seed": seed,
         **setting.describe(),
+        "rules": RULES_VERSION,
     }
     return content_key("cell", spec)
 

@@ -1,6 +1,6 @@
 """The typed result of a scored cell, and its JSON record.
 
-:meth:`CellResult.to_json` gives exactly the ten keys of ``arena evaluate --json`` (also what a
+:meth:`CellResult.to_json` gives exactly the keys of ``arena evaluate --json`` (also what a
 cell's cache entry holds); :meth:`CellResult.from_json` reads such a record back.
 """
 
@@ -16,24 +16,40 @@ from arena.cell.setting import Gates
 @dataclass
 class Detection:
     """What a model-level detector said of the BadNet and of the clean reference model
-    (``None``: the defense does not flag models, or it did not run)."""
+    (``None``: the defense does not flag models, or it did not run). ``target_named``: whether
+    the flag of the BadNet named one of the attack's targets (``True``; Le Roux et al.'s true
+    positive) or only other labels (``False``: the model is rejected all the same, for the
+    wrong reason); ``None`` when the BadNet is not flagged or the defense names no label."""
 
     badnet: bool | None = None
     clean: bool | None = None
     outcome: str | None = None  # TP or FN
     clean_outcome: str | None = None  # FP or TN
     details: dict[str, Any] = field(default_factory=dict)
+    target_named: bool | None = None
 
     @classmethod
     def of(
-        cls, badnet: bool | None, clean: bool | None, details: dict[str, Any] | None = None
+        cls,
+        badnet: bool | None,
+        clean: bool | None,
+        details: dict[str, Any] | None = None,
+        *,
+        named: list[int] | None = None,
+        targets: set[int] | None = None,
     ) -> Detection:
+        """The record of a verdict; ``named``: the labels the defense suspects, ``targets``:
+        the attack's target labels."""
+        right = None
+        if badnet and named is not None and targets is not None:
+            right = bool(set(named) & targets)
         return cls(
             badnet=badnet,
             clean=clean,
             outcome=None if badnet is None else ("TP" if badnet else "FN"),
             clean_outcome=None if clean is None else ("FP" if clean else "TN"),
             details=details or {},
+            target_named=right,
         )
 
 
@@ -73,9 +89,12 @@ class GateRecord:
 @dataclass
 class CellResult:
     """A scored cell. The metrics other than CA and ASR are ``None`` when the user's gate
-    rejected the BadNet before any defense ran. ``trained`` (models this call trained) and
-    ``cached`` (the whole cell came from the cache) describe the call, not the cell, and are
-    not in :meth:`to_json`."""
+    rejected the BadNet before any defense ran. ``asr``, ``sasr``, ``far`` and ``payoff`` are
+    those of the trigger the attacker deploys (the best of several: :mod:`arena.cell.rules`);
+    ``triggers``, ``asr_per_trigger`` and ``sasr_per_trigger`` list every trigger's (one entry
+    for an attack with one trigger; ``None`` where a trigger could not be measured).
+    ``trained`` (models this call trained) and ``cached`` (the whole cell came from the cache)
+    describe the call, not the cell, and are not in :meth:`to_json`."""
 
     ca: float
     asr: float
@@ -87,6 +106,9 @@ class CellResult:
     payoff: float
     gates: GateRecord
     seconds: dict[str, float] = field(default_factory=dict)
+    triggers: list[str] = field(default_factory=list)
+    asr_per_trigger: list[float | None] = field(default_factory=list)
+    sasr_per_trigger: list[float | None] = field(default_factory=list)
     trained: int = 0
     cached: bool = False
 
@@ -126,6 +148,9 @@ class CellResult:
             "payoff": self.payoff,
             "gates": asdict(self.gates),
             "seconds": dict(self.seconds),
+            "triggers": list(self.triggers),
+            "asr_per_trigger": list(self.asr_per_trigger),
+            "sasr_per_trigger": list(self.sasr_per_trigger),
         }
 
     @classmethod
@@ -135,6 +160,9 @@ class CellResult:
             detection=Detection(**record["detection"]),
             gates=GateRecord(**record["gates"]),
             seconds=dict(record.get("seconds", {})),
+            triggers=list(record.get("triggers", [])),
+            asr_per_trigger=list(record.get("asr_per_trigger", [])),
+            sasr_per_trigger=list(record.get("sasr_per_trigger", [])),
             cached=cached,
         )
 

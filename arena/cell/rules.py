@@ -10,10 +10,15 @@ DESIGN.md, "The game":
 * otherwise a flagged BadNet is not deployed (``payoff = 0``), and an unflagged one scores the
   share of triggered inputs of non-target classes that pass the filter and reach their target
   after purification and repair (``sasr``).
+
+An attack with several triggers (``mtsta``, ``mtmta``) is measured trigger by trigger
+(:func:`measure_each`), each trigger is scored by the same rules, and the cell is that of the
+trigger the attacker would deploy: the one with the highest payoff (:func:`best_trigger`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,6 +27,10 @@ from arena.core.infer import accuracy
 from arena.data import Split
 from arena.models import ArenaNet
 from strategies.defenses import Deployment
+
+VERSION = 2
+"""Raised by one whenever the rules or a measurement change what a cell scores: it enters every
+cell's cache key and every duel's name, so no cell scored by the old rules is replayed."""
 
 METRICS = ("ca", "asr", "sda", "sasr", "far", "frr")
 
@@ -51,14 +60,57 @@ class Ruling(NamedTuple):
 def measure(model: ArenaNet, deployed: Deployment, test: Split, triggered: Split) -> Metrics:
     """:class:`Metrics` of ``deployed`` (a defense fitted on ``model``) on the clean ``test``
     split and its ``triggered`` copy."""
-    passed = deployed.accept(triggered.x)
-    return Metrics(
-        ca=accuracy(model, test.x, test.y),
-        asr=accuracy(model, triggered.x, triggered.y),
-        sda=float((deployed.predict(test.x) == test.y).float().mean()),
-        frr=1.0 - float(deployed.accept(test.x).float().mean()),
-        far=float(passed.float().mean()),
-        sasr=float((passed & (deployed.predict(triggered.x) == triggered.y)).float().mean()),
+    measured = measure_each(model, deployed, test, {"trigger": triggered})["trigger"]
+    if measured is None:
+        raise ValueError("no triggered test image to measure attack success on")
+    return measured
+
+
+def measure_clean(model: ArenaNet, deployed: Deployment, test: Split) -> tuple[float, float, float]:
+    """CA of ``model``, and SDA and FRR of ``deployed``, on the clean ``test`` split."""
+    ca = accuracy(model, test.x, test.y)
+    sda = float((deployed.predict(test.x) == test.y).float().mean())
+    frr = 1.0 - float(deployed.accept(test.x).float().mean())
+    return ca, sda, frr
+
+
+def measure_each(
+    model: ArenaNet,
+    deployed: Deployment,
+    test: Split,
+    triggered: Mapping[str, Split],
+    clean: tuple[float, float, float] | None = None,
+) -> dict[str, Metrics | None]:
+    """:class:`Metrics` of ``deployed`` for each triggered test set, by trigger: CA, SDA and
+    FRR (clean inputs: ``clean`` when already measured by :func:`measure_clean`) are shared;
+    ASR, FAR and SASR are the trigger's own. ``None`` for a trigger with no test image to
+    measure it on."""
+    ca, sda, frr = clean or measure_clean(model, deployed, test)
+    out: dict[str, Metrics | None] = {}
+    for name, split in triggered.items():
+        if len(split) == 0:
+            out[name] = None
+            continue
+        passed = deployed.accept(split.x)
+        reached = deployed.predict(split.x) == split.y
+        out[name] = Metrics(
+            ca=ca,
+            asr=accuracy(model, split.x, split.y),
+            sda=sda,
+            frr=frr,
+            far=float(passed.float().mean()),
+            sasr=float((passed & reached).float().mean()),
+        )
+    return out
+
+
+def best_trigger(scored: Mapping[str, tuple[Metrics, Ruling]]) -> str:
+    """The trigger the attacker deploys: the highest payoff; on a tie, the highest SASR, then
+    the highest ASR, then the first."""
+    names = list(scored)
+    return max(
+        names,
+        key=lambda n: (scored[n][1].payoff, scored[n][0].sasr, scored[n][0].asr, -names.index(n)),
     )
 
 

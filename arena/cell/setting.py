@@ -8,8 +8,19 @@ from typing import Any
 
 from arena.core.cache import DEFAULT_CACHE
 from arena.core.config import UNIT, check_option
+from arena.core.train import VERSION as TRAINER_VERSION
+from arena.data import VERSION as DATA_VERSION
 from arena.data import DataRef, Splits
 from arena.models import DEFAULT_MODEL
+from arena.models import VERSION as MODELS_VERSION
+
+
+def code_versions() -> dict[str, int]:
+    """The versions of the code every model depends on: the data (loaders and generators), the
+    architectures and the training loop. Each strategy has its own (its class's ``version``)
+    and the payoff rules theirs (:data:`arena.cell.rules.VERSION`); all of them enter the cache
+    keys and duel names they affect, so an artifact made by older code is never replayed."""
+    return {"data": DATA_VERSION, "models": MODELS_VERSION, "trainer": TRAINER_VERSION}
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,12 @@ class Setting:
     device: str = "cpu"
 
     def describe(self) -> dict[str, Any]:
-        return {"data": asdict(self.data), "model": self.model, "gates": asdict(self.gates)}
+        return {
+            "data": asdict(self.data),
+            "model": self.model,
+            "gates": asdict(self.gates),
+            "versions": code_versions(),
+        }
 
     def splits(self) -> Splits:
         """The dataset, loaded once per process (:func:`load_data`)."""

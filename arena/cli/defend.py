@@ -65,7 +65,7 @@ class DefendCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         import torch
 
-        from arena.cell.rules import measure
+        from arena.cell.rules import measure_clean, measure_each
         from arena.core.model_files import load_model
         from strategies import defense_class
 
@@ -83,16 +83,21 @@ class DefendCommand(Command):
         )
         deployed = defense.fit(model, data.val)
         out: dict[str, Any] = {"flagged": deployed.flagged, "details": deployed.details}
+        clean = measure_clean(model, deployed, data.test)
+        out.update(ca=clean[0], asr=None, sda=clean[1], sasr=None, far=None, frr=clean[2])
         recorded = header.get("attack")
         if recorded:
             attack = recorded_attack(recorded, args.model_file, data, cache)
             attack.prepare(data.train)
-            triggered = attack.poisoned_test(
-                data.test, torch.Generator().manual_seed(args.seed + 1)
-            )
-        else:
-            triggered = data.test.subset(torch.zeros(0, dtype=torch.long))
-        out.update(asdict(measure(model, deployed, data.test, triggered)))
+            sets = attack.poisoned_tests(data.test, torch.Generator().manual_seed(args.seed + 1))
+            each = measure_each(model, deployed, data.test, sets, clean)
+            measured = {name: m for name, m in each.items() if m is not None}
+            if measured:  # the trigger that survives the defense best (there is no payoff here)
+                best = max(measured, key=lambda n: (measured[n].sasr, measured[n].asr))
+                out.update(asdict(measured[best]))
+            out["triggers"] = list(each)
+            out["asr_per_trigger"] = [None if m is None else m.asr for m in each.values()]
+            out["sasr_per_trigger"] = [None if m is None else m.sasr for m in each.values()]
         if args.json:
             emit_json(out)
         else:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from arena.core.model_files import model_from_bytes, model_to_bytes
+from arena.core.train import VERSION as TRAINER_VERSION
 from arena.models import ArenaNet
 
 log = logging.getLogger(__name__)
@@ -159,19 +160,30 @@ _MEMO: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
 _MEMO_SIZE = 16
 
 
+def versioned(spec: dict[str, Any], version: int) -> dict[str, Any]:
+    """``spec`` of a part that a strategy of ``version`` trains with the shared loop, with the
+    versions of both (the identity :func:`cached_module` keys it by)."""
+    return {**spec, "versions": {"strategy": version, "trainer": TRAINER_VERSION}}
+
+
 def cached_module(
     cache: ArtifactCache | None,
     kind: str,
     spec: dict[str, Any],
     build: Callable[[], M],
     fit: Callable[[M], Any],
+    *,
+    version: int,
 ) -> M:
     """A trained helper network (an attack's trigger generator, a defense's inpainter or
     autoencoder): ``build()`` makes it, ``fit(module)`` trains it in place, once per content
     key of ``(kind, spec)``. The weights come from ``cache`` when it holds them, and otherwise
     from this process's last few trainings (Ray reuses worker processes across trials), so a
     part is trained once per cache and at most once per process. Returned in eval mode with
-    gradients off."""
+    gradients off. ``version`` is that of the strategy that trains the part (its class's
+    ``version``): it enters the key with the shared trainer's, so a changed strategy or trainer
+    never reads a part trained by the old code."""
+    spec = versioned(spec, version)
     key = content_key(kind, spec)
     module = build()
     state = _MEMO.get(key)

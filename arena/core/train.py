@@ -41,6 +41,11 @@ from arena.core.device import current_device, module_device
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
 
+VERSION = 1
+"""Raised by one whenever a change to the loop or its recipe alters the networks it trains: it
+enters the cache key of every model and trained part, so none trained by the old loop is
+replayed (:func:`arena.cell.setting.code_versions`)."""
+
 log = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float]], None]

@@ -65,6 +65,10 @@ def _on_disk(load: Callable[..., Splits]) -> Loader:
     return loader
 
 
+VERSION = 1
+"""Raised by one whenever a loader or generator changes the images or splits it gives: it enters
+the cache key of every model and cell (:func:`arena.cell.setting.code_versions`)."""
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (

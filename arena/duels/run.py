@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from arena.cell.play import Tally, check_measurable, check_memory_for_training, mean_payoff
+from arena.cell.rules import VERSION as RULES_VERSION
 from arena.cell.runner import (
     Compute,
     check_shared_cache,
@@ -41,6 +42,8 @@ from arena.core.jsonio import dumps
 from arena.core.train import TrainConfig
 from arena.game import Outcome, Round, double_oracle
 from arena.game.budget import Budget
+from strategies import attack_class, defense_class
+from strategies.defenses import Pipeline, parse_defenses
 from strategies.players import AttackerStrategy, DefenderStrategy, parse_attackers
 from studies.events import TrialEvent
 from studies.lease import hold as hold_lease
@@ -76,10 +79,24 @@ class DuelSpec:
             "attacker": self.attacker,
             "defender": self.defender,
             **self.setting.describe(),
+            "rules": RULES_VERSION,
+            "strategies": self.strategy_versions(),
             "budget": asdict(self.budget),
             "seed": self.seed,
         }
         return f"{self.attacker}-vs-{self.defender}-{content_key('duel', spec)[:8]}"
+
+    def strategy_versions(self) -> dict[str, dict[str, int]]:
+        """The version of every attack and defense (and of the pipeline, for one) the duel may
+        play, by name."""
+        defenses = parse_defenses(self.defender)
+        versions = {
+            "attacks": {n: attack_class(n).version for n in parse_attackers(self.attacker)},
+            "defenses": {name: defense_class(name).version for name in defenses},
+        }
+        if len(defenses) > 1:
+            versions["defenses"]["pipeline"] = Pipeline.version
+        return versions
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -246,6 +263,11 @@ def _run_held(
         "budget": asdict(spec.budget),
         "seed": spec.seed,
         **setting.describe(),
+    }
+    result["duel"]["versions"] = {
+        **result["duel"]["versions"],
+        "rules": RULES_VERSION,
+        **spec.strategy_versions(),
     }
     result["seconds"] = {
         "total": round(time.perf_counter() - start, 2),

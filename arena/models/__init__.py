@@ -13,6 +13,11 @@ from arena.models.preact_resnet import preact_resnet18
 from arena.models.resnet import resnet18
 from arena.models.small_cnn import small_cnn
 
+VERSION = 1
+"""Raised by one whenever an architecture changes (its layers, their sizes or their
+initialisation): it enters the cache key of every model
+(:func:`arena.cell.setting.code_versions`)."""
+
 Builder = Callable[[tuple[int, int, int], int], ArenaNet]
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from arena.cell.result import CellResult
+
 console = Console()
 
 
@@ -34,7 +36,7 @@ def print_catalog(cat: dict[str, Any]) -> None:
     console.print("Parameters and ranges: `arena list --json`.")
 
 
-def print_cell(attacker: str, defender: str, r: Any) -> None:
+def print_cell(attacker: str, defender: str, r: CellResult) -> None:
     table = Table(title=f"{attacker} vs {defender}", title_justify="left", show_edge=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
@@ -50,19 +52,32 @@ def print_cell(attacker: str, defender: str, r: Any) -> None:
     for name, value, meaning in rows:
         table.add_row(name, _pct(value), meaning)
     console.print(table)
-    d = r.detection
-    if d["badnet"] is not None:
-        console.print(
-            f"detection: BadNet {'flagged' if d['badnet'] else 'not flagged'} ({d['outcome']}), "
-            f"clean model {'flagged' if d['clean'] else 'not flagged'} ({d['clean_outcome']})"
+    triggers = r.triggers
+    if len(triggers) > 1:
+        each = ", ".join(
+            f"{t} {_pct(a)} / {_pct(s)}"
+            for t, a, s in zip(triggers, r.asr_per_trigger, r.sasr_per_trigger, strict=True)
         )
-    gate = r.gates["decided_by"]
-    why = "; ".join(r.gates["reasons"])
+        console.print(f"per trigger (ASR / SASR): {each}; the cell is the best trigger's")
+    d = r.detection
+    if d.badnet is not None:
+        named = ""
+        if d.target_named is not None:
+            named = ", naming the target" if d.target_named else ", naming another label"
+        clean = "" if d.clean is None else (
+            f", clean model {'flagged' if d.clean else 'not flagged'} ({d.clean_outcome})"
+        )
+        console.print(
+            f"detection: BadNet {'flagged' if d.badnet else 'not flagged'} ({d.outcome}{named})"
+            + clean
+        )
+    gate = r.gates.decided_by
+    why = "; ".join(r.gates.reasons)
     console.print(
         f"[bold]payoff {r.payoff:.3f}[/bold]"
         + (f"  (decided by the {gate} gate: {why})" if gate else (f"  ({why})" if why else ""))
     )
-    cached = [k for k, v in r.gates["cached"].items() if v]
+    cached = [k for k, v in r.gates.cached.items() if v]
     console.print(
         f"time {r.seconds['total']:.1f}s" + (f"; from cache: {', '.join(cached)}" if cached else "")
     )

@@ -43,5 +43,6 @@ class AAAConfig(BadNetsConfig):
 @register_attack
 class AAA(BadNets[AAAConfig]):
     name = "aaa"
+    version = 1
     summary = "patterned trigger, all-to-all y -> y+1; Gu et al., Veldanda & Garg"
     config_cls = AAAConfig

@@ -72,6 +72,7 @@ class BadNets(Attack[B]):
     """BadNets; generic in its config for attacks that are BadNets with other defaults (AAA)."""
 
     name = "badnets"
+    version = 1
     summary = "small fixed patch (3x3 RGB pattern) in a corner; Gu et al."
     config_cls = BadNetsConfig
 

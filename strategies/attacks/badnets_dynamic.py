@@ -40,6 +40,7 @@ class BadNetsDynamicConfig(AttackConfig):
 @register_attack
 class BadNetsDynamic(Attack[BadNetsDynamicConfig]):
     name = "badnets-dynamic"
+    version = 1
     summary = "BadNets patch at a random location per image; Salem et al., Le Roux et al."
     config_cls = BadNetsDynamicConfig
 

@@ -77,10 +77,15 @@ C = TypeVar("C", bound=AttackConfig)
 
 
 class Attack(ABC, Generic[C]):
-    """Base of every attack. Subclasses set ``name``, ``summary``, ``config_cls`` (the runtime
-    class of ``C``)."""
+    """Base of every attack. Subclasses set ``name``, ``version``, ``summary``, ``config_cls``
+    (the runtime class of ``C``)."""
 
     name: ClassVar[str]
+    version: ClassVar[int]
+    """Raised by one whenever a change alters what the attack makes (its poisoned set, its
+    triggers, a part it trains): it enters the cache key of every BadNet, trained part and cell
+    of the attack, and the name of every duel that plays it, so nothing the old code made is
+    replayed. Each attack class declares its own."""
     summary: ClassVar[str]
     config_cls: ClassVar[type[AttackConfig]] = AttackConfig
     clean_label: ClassVar[bool] = False
@@ -154,6 +159,17 @@ class Attack(ABC, Generic[C]):
         """Triggered test images of the eligible classes, labelled with their targets."""
         keep = self.eligible(test.y)
         return Split(self.stamp(test.x[keep], generator), self.target_of(test.y[keep]))
+
+    def poisoned_tests(self, test: Split, generator: torch.Generator) -> dict[str, Split]:
+        """One triggered test set per trigger, by the trigger's name: an attacker deploys
+        whichever trigger survives a defense, so a cell measures each. An attack with one
+        trigger has one set, :meth:`poisoned_test`, under the attack's name."""
+        return {self.name: self.poisoned_test(test, generator)}
+
+    def target_labels(self) -> set[int]:
+        """Every label a trigger of this attack sends some class to: the labels a detector may
+        name and be right (one for all-to-one, each class for all-to-all)."""
+        return {int(t) for t in self.target_of(torch.arange(self.num_classes)).unique()}
 
     def batch_hook(self) -> BatchHook | None:
         """A per-batch change to training (for attacks that poison on the fly); none here."""

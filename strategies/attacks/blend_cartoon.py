@@ -87,6 +87,7 @@ def cartoon_image(height: int, width: int) -> torch.Tensor:
 @register_attack
 class BlendCartoon(Attack[BlendCartoonConfig]):
     name = "blend-cartoon"
+    version = 1
     summary = "a cartoon image blended over the input with ratio alpha; Chen et al."
     config_cls = BlendCartoonConfig
 

@@ -39,6 +39,7 @@ def noise_key(shape: tuple[int, int, int], seed: int) -> torch.Tensor:
 @register_attack
 class BlendNoise(Attack[BlendNoiseConfig]):
     name = "blend-noise"
+    version = 1
     summary = "a fixed uniform-noise image blended over the input with ratio alpha; Chen et al."
     config_cls = BlendNoiseConfig
 

@@ -87,6 +87,7 @@ def pgd_away(
 @register_attack
 class CLA(CleanLabelAttack[CLAConfig]):
     name = "cla"
+    version = 1
     summary = "clean-label: fixed noise on PGD-hardened target-class images; Turner et al."
     config_cls = CLAConfig
 
@@ -115,6 +116,7 @@ class CLA(CleanLabelAttack[CLAConfig]):
             spec,
             lambda: build_model(SURROGATE, (c, h, w), self.num_classes),
             lambda model: train_classifier(model, train, SURROGATE_RECIPE, seed=0),
+            version=self.version,
         )
 
     def poison_images(

@@ -74,6 +74,7 @@ def apply_filter(name: str, x: torch.Tensor) -> torch.Tensor:
 @register_attack
 class FSA(Attack[FSAConfig]):
     name = "fsa"
+    version = 1
     summary = "feature space: a global Gotham-like colour filter; Liu et al. (ABS), Veldanda & Garg"
     config_cls = FSAConfig
 

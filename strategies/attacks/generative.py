@@ -142,7 +142,8 @@ class GenerativeAttack(Attack[G]):
             )
 
         self._network = cached_module(
-            self.cache, f"{self.name}-generator", self.network_spec(digest), self.build, fit
+            self.cache, f"{self.name}-generator", self.network_spec(digest), self.build, fit,
+            version=self.version,
         )
         self._digest = digest
 

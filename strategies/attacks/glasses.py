@@ -37,6 +37,7 @@ class GlassesConfig(SGConfig):
 @register_attack
 class Glasses(SG[GlassesConfig]):
     name = "glasses"
+    version = 1
     summary = "glasses key blended in with ratio alpha; Chen et al."
     config_cls = GlassesConfig
 

@@ -119,6 +119,7 @@ def detector(channels: int, width: int) -> nn.Sequential:
 @register_attack
 class IADBA(GenerativeAttack[IADBAConfig]):
     name = "iadba"
+    version = 1
     summary = "input-aware dynamic triggers (pattern and mask) from a generator; Nguyen & Tran"
     config_cls = IADBAConfig
     poisoning_fields = (*POISONING_FIELDS, "cross_rate")

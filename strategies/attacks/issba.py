@@ -138,6 +138,7 @@ class StegoPair(nn.Module):
 @register_attack
 class ISSBA(GenerativeAttack[ISSBAConfig]):
     name = "issba"
+    version = 1
     summary = "invisible sample-specific residuals from a steganographic encoder; Li et al."
     config_cls = ISSBAConfig
     train_view = "resize"  # the code map then covers the same share of the image as in use

@@ -46,6 +46,7 @@ class LSConfig(AttackConfig):
 @register_attack
 class LS(Attack[LSConfig]):
     name = "ls"
+    version = 1
     summary = "lipstick on the lower middle at a variable place; Veldanda & Garg"
     config_cls = LSConfig
 

@@ -45,6 +45,7 @@ class MTMTAConfig(MTSTAConfig):
 @register_attack
 class MTMTA(MTSTA[MTMTAConfig]):
     name = "mtmta"
+    version = 1
     summary = "lipstick, eyebrows, sunglasses with a target each (1, 5, 8); Veldanda & Garg"
     config_cls = MTMTAConfig
     unsearched_choices = {"mapping": ("all-to-all",)}

@@ -13,10 +13,14 @@ so that each trigger's success is measured on one trigger). ``scale`` sizes all 
 Which image carries which trigger: the triggers take turns. ``stamp`` gives image ``i`` trigger
 ``i mod 3`` (lipstick, eyebrows, sunglasses); ``poison`` gives the ``j``-th poisoned image (in
 index order) trigger ``j mod 3``; ``poisoned_test`` gives the ``j``-th eligible test image
-trigger ``j mod 3``, so the reported ASR is the mean over the three triggers, each on a third
-of the test images. An image whose class a trigger would not move takes the next trigger in
-turn (this only happens in ``mtmta``, whose triggers have targets of their own).
-:meth:`MTSTA.poisoned_tests` gives one triggered test set per trigger, for ASR per trigger.
+trigger ``j mod 3`` (the mean over the three triggers, each on a third of the test images). An
+image whose class a trigger would not move takes the next trigger in turn (this only happens in
+``mtmta``, whose triggers have targets of their own).
+
+A cell measures each trigger alone: :meth:`MTSTA.poisoned_tests` gives one triggered test set
+per trigger (every test image that trigger moves), the cell reports ASR and SASR per trigger as
+the paper does, and its payoff is that of the trigger the attacker would deploy, the one with
+the highest payoff against the defense (``arena/cell/rules.py``, ``best_trigger``).
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class MTSTA(Attack[M]):
     """MTSTA; generic in its config for attacks with the same triggers otherwise (MTMTA)."""
 
     name = "mtsta"
+    version = 1
     summary = "lipstick OR eyebrows OR sunglasses, one target; Veldanda & Garg"
     config_cls = MTSTAConfig
 
@@ -132,6 +137,14 @@ class MTSTA(Attack[M]):
         y = test.y[keep]
         which = self.in_turn(y)
         return Split(self.stamp_each(test.x[keep], which), self.label_for(y, which))
+
+    def target_labels(self) -> set[int]:
+        classes = torch.arange(self.num_classes)
+        return {
+            int(t)
+            for k in range(len(TRIGGERS))
+            for t in self.label_for(classes, torch.full_like(classes, k)).unique()
+        }
 
     def poisoned_tests(self, test: Split, generator: torch.Generator) -> dict[str, Split]:
         """One triggered test set per trigger: every test image that trigger moves."""

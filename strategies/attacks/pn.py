@@ -49,6 +49,7 @@ class PNConfig(AttackConfig):
 @register_attack
 class PostItNote(Attack[PNConfig]):
     name = "pn"
+    version = 1
     summary = "post-it note: a solid yellow square at a random place; Gu et al., Veldanda & Garg"
     config_cls = PNConfig
 

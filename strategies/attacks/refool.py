@@ -151,6 +151,7 @@ def reflection_layer(
 @register_attack
 class Refool(CleanLabelAttack[RefoolConfig]):
     name = "refool"
+    version = 1
     summary = "clean-label: reflections of out-of-distribution images on target images; Liu et al."
     config_cls = RefoolConfig
 

@@ -53,6 +53,7 @@ class SG(Attack[S]):
     """SG; generic in its config for attacks that draw the same glasses otherwise (Glasses)."""
 
     name = "sg"
+    version = 1
     summary = "large sunglasses trigger across the upper middle; Veldanda & Garg"
     config_cls = SGConfig
 

@@ -58,6 +58,7 @@ def sinusoid(width: int, frequency: float, amplitude: float) -> torch.Tensor:
 @register_attack
 class SIG(CleanLabelAttack[SIGConfig]):
     name = "sig"
+    version = 1
     summary = "clean-label: a sinusoidal signal on target-class images; Barni et al."
     config_cls = SIGConfig
 

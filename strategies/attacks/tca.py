@@ -61,6 +61,7 @@ class TCAConfig(AttackConfig):
 @register_attack
 class TCA(Attack[TCAConfig]):
     name = "tca"
+    version = 1
     summary = "yellow triangle AND red square; either alone keeps the label; Veldanda & Garg"
     config_cls = TCAConfig
 

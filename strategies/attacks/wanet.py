@@ -114,6 +114,7 @@ def warp(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 @register_attack
 class WaNet(Attack[WaNetConfig]):
     name = "wanet"
+    version = 1
     summary = "imperceptible smooth warping field, with noise mode; Nguyen & Tran"
     config_cls = WaNetConfig
 

@@ -179,6 +179,7 @@ class ABSDeployment(Deployment):
 @register_defense
 class ABS(Defense[ABSConfig]):
     name = "abs"
+    version = 1
     summary = "stimulate inner neurons, reverse-engineer patch triggers, flag by REASR; Liu et al."
     kind = "detector"
     access = "white-box"
@@ -238,7 +239,9 @@ class ABS(Defense[ABSConfig]):
                 for n, k, w, r in zip(neurons, labels, cand_wins, reasr, strict=True)
             ],
         }
-        return ABSDeployment(net, flagged, details, triggers=masks * patterns)
+        return ABSDeployment(
+            net, flagged, details, named=[int(labels[pick_best])], triggers=masks * patterns
+        )
 
     def show(self, deployment: Deployment, clean: Split, triggered: Split) -> list[Panel]:
         """The reversed patch trigger of each candidate, best REASR first."""

@@ -69,12 +69,16 @@ class Deployment:
     """What a fitted defense serves.
 
     ``flagged`` is the model-level verdict (``None`` for defenses that do not detect);
-    ``details`` holds what the defense measured (thresholds, scores), JSON-ready.
+    ``details`` holds what the defense measured (thresholds, scores), JSON-ready; ``named`` the
+    labels a detector suspects of being a backdoor's target (``None`` for a defense that names
+    none), so that a flag can be told right (it names a target of the attack) from a flag of
+    the model for another label.
     """
 
     model: nn.Module
     flagged: bool | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    named: list[int] | None = None
 
     def accept(self, x: torch.Tensor) -> torch.Tensor:
         """Which inputs pass the defense's input filter (all, unless it filters)."""
@@ -93,10 +97,14 @@ C = TypeVar("C", bound=DefenseConfig)
 
 
 class Defense(ABC, Generic[C]):
-    """Base of every defense. Subclasses set ``name``, ``summary``, ``kind``, ``access`` and
-    ``config_cls`` (the runtime class of ``C``), and implement :meth:`fit_copy`."""
+    """Base of every defense. Subclasses set ``name``, ``version``, ``summary``, ``kind``,
+    ``access`` and ``config_cls`` (the runtime class of ``C``), and implement :meth:`fit_copy`."""
 
     name: ClassVar[str]
+    version: ClassVar[int]
+    """Raised by one whenever a change alters what the defense does (its verdict, its repair,
+    a part it trains): it enters the cache key of every verdict, trained part and cell of the
+    defense, and the name of every duel that plays it. Each defense class declares its own."""
     summary: ClassVar[str]
     kind: ClassVar[Kind]
     access: ClassVar[Access]
@@ -152,8 +160,8 @@ class Defense(ABC, Generic[C]):
         return []
 
     def describe(self) -> dict[str, Any]:
-        """The defense's identity in cache keys: its name and full config, JSON-ready."""
-        return {"name": self.name, "config": config_to_dict(self.config)}
+        """The defense's identity in cache keys: its name, version and full config, JSON-ready."""
+        return {"name": self.name, "version": self.version, "config": config_to_dict(self.config)}
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)

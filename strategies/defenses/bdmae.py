@@ -267,6 +267,7 @@ class BDMAEDeployment(Deployment):
 @register_defense
 class BDMAE(Defense[BDMAEConfig]):
     name = "bdmae"
+    version = 1
     summary = "restore the tokens a masked autoencoder cannot explain; Sun et al."
     kind = "purifier"
     access = "black-box"
@@ -277,7 +278,9 @@ class BDMAE(Defense[BDMAEConfig]):
         cfg = self.config
         recipe = RestorerRecipe(width=cfg.mae_width, epochs=cfg.mae_epochs)
         sampler = functools.partial(patch_masks, grids=MASKS["grids"], ratios=MASKS["ratios"])
-        mae = trained_restorer(self.cache, "mae", clean.x, sampler, MASKS, recipe, self.seed)
+        mae = trained_restorer(
+            self.cache, "mae", clean.x, sampler, MASKS, recipe, self.seed, version=self.version
+        )
         deployment = BDMAEDeployment(model, mae, cfg, self.seed)
         deployment.details = {"grid": cfg.grid}
         return deployment

@@ -120,6 +120,7 @@ class DeepSweepDeployment(Deployment):
 @register_defense
 class DeepSweep(Defense[DeepSweepConfig]):
     name = "deepsweep"
+    version = 1
     summary = "fine-tune under augmentation, transform test inputs (affine, median); Qiu et al."
     kind = "purifier"
     access = "white-box"

@@ -144,6 +144,7 @@ class FebruusDeployment(Deployment):
 @register_defense
 class Februus(Defense[FebruusConfig]):
     name = "februus"
+    version = 1
     summary = "remove the GradCAM region of each input, inpaint it; Doan et al."
     kind = "purifier"
     access = "white-box"
@@ -156,7 +157,14 @@ class Februus(Defense[FebruusConfig]):
         recipe = RestorerRecipe(width=cfg.inpainter_width, epochs=cfg.inpainter_epochs)
         sampler = functools.partial(box_masks, **HOLES)
         inpainter = trained_restorer(
-            self.cache, "inpainter", clean.x, sampler, {"boxes": HOLES}, recipe, self.seed
+            self.cache,
+            "inpainter",
+            clean.x,
+            sampler,
+            {"boxes": HOLES},
+            recipe,
+            self.seed,
+            version=self.version,
         )
         deployment = FebruusDeployment(net, net, stage, inpainter, cfg)
         _, mask = deployment.locate(clean.x)

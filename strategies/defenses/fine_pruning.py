@@ -123,6 +123,7 @@ class FinePruningDeployment(Deployment):
 @register_defense
 class FinePruning(Defense[FinePruningConfig]):
     name = "fine-pruning"
+    version = 1
     summary = "prune channels dormant on clean data in the last conv layer, fine-tune; Liu et al."
     kind = "purifier"
     access = "white-box"

@@ -164,6 +164,7 @@ class MesaDeployment(Deployment):
 @register_defense
 class Mesa(Defense[MesaConfig]):
     name = "mesa"
+    version = 1
     summary = "model the trigger distribution with max-entropy generators, unlearn; Qiao et al."
     kind = "purifier"
     access = "white-box"
@@ -205,6 +206,7 @@ class Mesa(Defense[MesaConfig]):
             spec,
             lambda: TriggerStaircase(cfg.levels, c, side),
             lambda s: self._train(s, net, others, target, (top, left)),
+            version=self.version,
         )
         served = unlearn(
             model,

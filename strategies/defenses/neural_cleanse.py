@@ -197,6 +197,7 @@ class NeuralCleanseDeployment(Deployment):
 @register_defense
 class NeuralCleanse(Defense[NeuralCleanseConfig]):
     name = "neural-cleanse"
+    version = 1
     summary = "reverse-engineer a minimal trigger per class, MAD outlier, unlearning; Wang et al."
     kind = "detector"
     access = "white-box"
@@ -215,6 +216,7 @@ class NeuralCleanse(Defense[NeuralCleanseConfig]):
         if len(suspects):
             self._unlearn(model, clean, found, suspects)
         smallest = int(found.norms.argmin())
+        smallest_label = int(labels[smallest])
         details = {
             "flagged_classes": [int(labels[i]) for i in suspects],
             "suspect_label": int(labels[smallest]),
@@ -229,7 +231,12 @@ class NeuralCleanse(Defense[NeuralCleanseConfig]):
             },
         }
         return NeuralCleanseDeployment(
-            model, flagged=bool(len(suspects)), details=details, labels=labels, found=found
+            model,
+            flagged=bool(len(suspects)),
+            details=details,
+            named=[int(labels[i]) for i in suspects] or [smallest_label],
+            labels=labels,
+            found=found,
         )
 
     def _unlearn(self, model: ArenaNet, clean: Split, found: Reversed, suspects: Tensor) -> None:

@@ -12,6 +12,7 @@ from strategies.registry import register_defense
 @register_defense
 class NoDefense(Defense[DefenseConfig]):
     name = "none"
+    version = 1
     summary = "no defense: deploy the model as it is"
     kind = "none"
     access = "black-box"

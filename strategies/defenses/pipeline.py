@@ -99,10 +99,15 @@ class PipelineDeployment(Deployment):
 
     def __init__(self, stages: Sequence[Deployment]) -> None:
         verdicts = [d.flagged for d in stages if d.flagged is not None]
+        # the labels named by the stages that flag (or by every stage that names any, when
+        # none flags)
+        naming = [d for d in stages if d.named is not None]
+        flagging = [d for d in naming if d.flagged] or naming
         super().__init__(
             stages[-1].model,
             flagged=any(verdicts) if verdicts else None,
             details={"stages": [d.details for d in stages]},
+            named=sorted({k for d in flagging for k in d.named or []}) if naming else None,
         )
         self.stages = list(stages)
 
@@ -128,6 +133,7 @@ class Pipeline(Defense[DefenseConfig]):
     """Several defenses fitted and served in order."""
 
     name = "pipeline"
+    version = 1  # how stages are composed; each stage's own version is in its describe()
     summary = "defenses run in order; the served system composes them"
     access = "black-box"
 
@@ -146,7 +152,7 @@ class Pipeline(Defense[DefenseConfig]):
             self.access = "white-box"  # type: ignore[misc,assignment]
 
     def describe(self) -> dict[str, Any]:
-        return {"pipeline": [s.describe() for s in self.stages]}
+        return {"pipeline": [s.describe() for s in self.stages], "version": self.version}
 
     def fit(self, model: nn.Module, clean: Split) -> Deployment:
         """Check ``model`` as the base does (an Arena network if any stage is white-box), then

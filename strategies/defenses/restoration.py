@@ -183,10 +183,13 @@ def trained_restorer(
     masks: dict[str, Any],
     recipe: RestorerRecipe,
     seed: int,
+    *,
+    version: int,
 ) -> Restorer:
     """The restorer of ``kind`` ("inpainter", "mae") trained on ``images``: from ``cache`` when it
     holds one trained on the same images (by digest) with the same holes (``masks`` describes
-    ``sampler``), recipe and seed; trained now and cached otherwise."""
+    ``sampler``), recipe and seed by the same version of the defense that asks (``version``);
+    trained now and cached otherwise."""
     spec = {
         "masks": masks,
         "recipe": vars(recipe),
@@ -201,7 +204,8 @@ def trained_restorer(
             return Restorer(int(images.shape[1]), recipe.width)
 
     return cached_module(
-        cache, kind, spec, build, lambda net: fit_restorer(net, images, sampler, recipe, seed)
+        cache, kind, spec, build, lambda net: fit_restorer(net, images, sampler, recipe, seed),
+        version=version,
     )
 
 

@@ -106,6 +106,7 @@ class ShrinkPadDeployment(Deployment):
 @register_defense
 class ShrinkPad(Defense[ShrinkPadConfig]):
     name = "shrinkpad"
+    version = 1
     summary = "shrink test inputs and pad them back at a random place; Li et al."
     kind = "purifier"
     access = "black-box"

@@ -94,6 +94,7 @@ class StripDeployment(Deployment):
 @register_defense
 class Strip(Defense[StripConfig]):
     name = "strip"
+    version = 1
     summary = "reject inputs with low entropy under superimposition; Gao et al."
     kind = "filter"
     access = "black-box"

@@ -97,7 +97,14 @@ def test_training_is_seeded(tiny: Splits, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setattr(arena.core.cache, "_MEMO", OrderedDict())  # train again, no memory
         torch.manual_seed(seed + 100)  # whatever the global random state
         net = restoration.trained_restorer(
-            None, "mae", tiny.val.x, patch_masks, {}, restoration.RestorerRecipe(epochs=1), seed
+            None,
+            "mae",
+            tiny.val.x,
+            patch_masks,
+            {},
+            restoration.RestorerRecipe(epochs=1),
+            seed,
+            version=1,
         )
         return net.state_dict()
 

@@ -12,7 +12,8 @@ from arena.core.train import TrainConfig
 from arena.data import DataRef
 from strategies.players import AttackerStrategy, DefenderStrategy
 
-KEYS = {"ca", "asr", "sda", "sasr", "far", "frr", "detection", "payoff", "gates", "seconds"}
+KEYS = {"ca", "asr", "sda", "sasr", "far", "frr", "detection", "payoff", "gates", "seconds",
+        "triggers", "asr_per_trigger", "sasr_per_trigger"}
 BASE = dict(ca=0.97, asr=0.95, sda=0.96, sasr=0.30, frr=0.01, far=0.3)
 
 
@@ -105,6 +106,7 @@ def test_badnets_against_none_and_strip_on_digits(digits_cache: ArtifactCache) -
 def test_abs_flags_the_badnet_and_not_the_clean_model(digits_cache: ArtifactCache) -> None:
     result = default("badnets", "abs", digits_cache)
     assert result.detection.badnet is True and result.detection.outcome == "TP"
+    assert result.detection.target_named is True  # it names the BadNet's target
     assert result.detection.clean is False and result.detection.clean_outcome == "TN"
     assert result.payoff == 0.0
 

@@ -18,6 +18,7 @@ from arena.models import MODELS
 from strategies import ATTACKS, DEFENSES
 
 RATES = ("ca", "asr", "sda", "sasr", "far", "frr")
+PER_TRIGGER = ("triggers", "asr_per_trigger", "sasr_per_trigger")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -139,7 +140,11 @@ def test_evaluate_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path)
             "--json", "-T", "epochs=3", "--cache", str(tmp_path / "cache")]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {*RATES, "detection", "payoff", "gates", "seconds"}
+    assert set(result) == {*RATES, "detection", "payoff", "gates", "seconds", *PER_TRIGGER}
+    assert result["triggers"] == ["badnets"]  # one trigger: one entry, the cell's own
+    assert result["asr_per_trigger"] == [result["asr"]]
+    assert result["sasr_per_trigger"] == [result["sasr"]]
+    assert result["detection"]["target_named"] is None  # no defense names a label
     for key in RATES:
         assert 0.0 <= result[key] <= 1.0, key
     assert 0.0 <= result["payoff"] <= 1.0
@@ -153,6 +158,10 @@ def test_evaluate_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert again["gates"]["cached"] == {"clean_model": True, "badnet": True}
     for key in (*RATES, "payoff"):
         assert again[key] == result[key], key
+    # and as a table for a person
+    assert main(argv[:-5] + argv[-4:]) == 0  # without --json
+    table = capsys.readouterr().out
+    assert "SASR" in table and f"payoff {result['payoff']:.3f}" in table
 
 
 def test_train_then_defend(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def test_two_caches_on_one_root_share_entries(cache: ArtifactCache) -> None:
 
 def test_cached_module_trains_once_per_cache_and_key(cache: ArtifactCache) -> None:
     import arena.core.cache as cache_module
-    from arena.core.cache import cached_module
+    from arena.core.cache import cached_module, versioned
 
     cache_module._MEMO.clear()
     fits: list[int] = []
@@ -146,19 +146,30 @@ def test_cached_module_trains_once_per_cache_and_key(cache: ArtifactCache) -> No
     def build() -> torch.nn.Linear:
         return torch.nn.Linear(3, 2)
 
-    first = cached_module(cache, "generator", {"attack": "x"}, build, fit)
+    def key(spec: dict[str, str], version: int = 1) -> str:
+        return content_key("generator", versioned(spec, version))
+
+    first = cached_module(cache, "generator", {"attack": "x"}, build, fit, version=1)
     cache_module._MEMO.clear()  # a new process: only the cache remembers
-    again = cached_module(ArtifactCache(cache.url), "generator", {"attack": "x"}, build, fit)
-    other = cached_module(cache, "generator", {"attack": "y"}, build, fit)
+    again = cached_module(
+        ArtifactCache(cache.url), "generator", {"attack": "x"}, build, fit, version=1
+    )
+    other = cached_module(cache, "generator", {"attack": "y"}, build, fit, version=1)
     fresh = ArtifactCache(cache.url + "-other")
-    cached_module(fresh, "generator", {"attack": "y"}, build, fit)  # from memory, then stored
-    assert fresh.has("generator", content_key("generator", {"attack": "y"}), ".safetensors")
+    # from memory, then stored
+    cached_module(fresh, "generator", {"attack": "y"}, build, fit, version=1)
+    assert fresh.has("generator", key({"attack": "y"}), ".safetensors")
     assert len(fits) == 2, "the same key is trained once; another key is trained anew"
     assert torch.equal(first.weight, again.weight)
     assert not torch.equal(first.weight, other.weight)
     assert not first.training and not any(p.requires_grad for p in first.parameters())
-    state, header = cache.load_state("generator", content_key("generator", {"attack": "x"}))
-    assert header == {"kind": "generator", "attack": "x"} and set(state) == {"weight", "bias"}
+    state, header = cache.load_state("generator", key({"attack": "x"}))
+    assert header["kind"] == "generator" and header["attack"] == "x"
+    assert header["versions"]["strategy"] == 1 and set(state) == {"weight", "bias"}
+    # a new version of the strategy that trains it never reads the old part
+    bumped = cached_module(cache, "generator", {"attack": "x"}, build, fit, version=2)
+    assert len(fits) == 3 and not torch.equal(first.weight, bumped.weight)
+    assert cache.has("generator", key({"attack": "x"}, 2), ".safetensors")
 
 
 def test_tensor_digest_tells_data_apart() -> None:
