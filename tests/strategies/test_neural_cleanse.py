@@ -70,6 +70,7 @@ def test_a_planted_trigger_class_is_the_outlier(tiny: Splits, tiny_model: ArenaN
     assert details["suspect_label"] == 3
     assert planted["anomaly_index"] == details["suspect_anomaly_index"] > 1.5
     assert deployed.flagged is True and 3 in details["flagged_classes"]
+    assert deployed.named == details["flagged_classes"]  # the labels the flag names
     assert deployed.model is not model  # the unlearned copy is served
 
 
@@ -84,3 +85,26 @@ def test_max_classes_scans_a_seeded_sample(tiny: Splits) -> None:
     assert scanned[0] == scanned[1] and scanned[0] != scanned[2]
     every = NeuralCleanse(dataclasses.replace(config, max_classes=20), seed=0)
     assert len(every.fit(model, tiny.val).details["classes"]) == 20
+
+
+def test_the_oracle_target_reverses_and_unlearns_that_class_only(
+    tiny: Splits, tiny_model: ArenaNet
+) -> None:
+    model = Planted(tiny_model, target=3)
+    deployed = NeuralCleanse(dataclasses.replace(FAST, target=3), seed=0).fit(model, tiny.val)
+    details = deployed.details
+    assert details["oracle_target"] == 3 and set(details["classes"]) == {"3"}
+    assert details["classes"]["3"]["reached"] and details["classes"]["3"]["anomaly_index"] is None
+    # the planted 2x2 patch is found: a faint mask, far below a whole image's 256 pixels
+    assert details["classes"]["3"]["norm"] < 16
+    assert deployed.flagged is None and deployed.named is None  # a repair, not a verdict
+    served = deployed.model
+    assert served is not model
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(served.state_dict().values(), model.state_dict().values(), strict=True)
+    ]
+    assert any(changed)  # the unlearning fine-tuned the served copy
+    with pytest.raises(ValueError, match="target 10 is not a class .*-1 to scan"):
+        NeuralCleanse(dataclasses.replace(FAST, target=10), seed=0).fit(model, tiny.val)
+
