@@ -63,14 +63,20 @@ def train_model(
     if attack is not None:
         attack.prepare(data.train)  # its trained parts, needed by the poisoned test set too
     hit = cache.load_model(kind, key)
+    part_kind = f"{attack.name}-badnet-part" if attack is not None else ""
+    if hit is not None and attack is not None and attack.trains_with_badnet:
+        part = cache.load_state(part_kind, key)  # trained with this BadNet: kept beside it
+        if part is None:
+            hit = None  # a BadNet without its part cannot be measured: trained again
+        else:
+            attack.load_badnet_part(part[0])
     if hit is not None:
         return Trained(hit[0], hit[1], cached=True, key=key)
     torch.manual_seed(seed)  # the initial weights belong to the cache key too
     model = build_model(setting.model, data.image_shape, data.num_classes)
     train, hook = data.train, None
     if attack is not None:
-        train = attack.poison(data.train, torch.Generator().manual_seed(seed)).data
-        hook = attack.batch_hook()
+        train, hook = attack.training_set(data.train, torch.Generator().manual_seed(seed))
     result = train_classifier(model, train, recipe, seed=seed, batch_hook=hook)
     header = {**spec, "status": result.status, "train_seconds": round(result.seconds, 3)}
     log.info(
@@ -81,6 +87,9 @@ def train_model(
         result.status,
     )
     cache.save_model(kind, key, model, header)
+    trained_part = attack.badnet_part() if attack is not None else None
+    if trained_part is not None:
+        cache.save_state(part_kind, key, trained_part, {"badnet": key})
     return Trained(model, header, cached=False, key=key)
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
+from torch import nn
 
 from arena.core.cache import ArtifactCache
 from arena.core.config import CLASS_INDEX, LAST_CLASS, SHARE, Validated, param
@@ -89,6 +90,8 @@ class Attack(ABC, Generic[C]):
     summary: ClassVar[str]
     config_cls: ClassVar[type[AttackConfig]] = AttackConfig
     clean_label: ClassVar[bool] = False
+    trains_with_badnet: ClassVar[bool] = False
+    """Whether the attack trains a part together with the BadNet (:meth:`badnet_part`)."""
     unsearched_choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
     """Values a field accepts besides the choices its search range declares, by field name:
     they may be asked for, but the studies never search them."""
@@ -174,3 +177,22 @@ class Attack(ABC, Generic[C]):
     def batch_hook(self) -> BatchHook | None:
         """A per-batch change to training (for attacks that poison on the fly); none here."""
         return None
+
+    def training_set(
+        self, train: Split, generator: torch.Generator
+    ) -> tuple[Split, BatchHook | None]:
+        """What the BadNet trains on: a training set and a change made to each batch of it.
+        By default :meth:`poison` once and :meth:`batch_hook`; an attack whose paper draws its
+        poisoned images anew in every batch returns the clean set and a hook that does."""
+        return self.poison(train, generator).data, self.batch_hook()
+
+    def badnet_part(self) -> nn.Module | None:
+        """The part an attack that :attr:`trains_with_badnet` trained together with the BadNet
+        (in :meth:`training_set`'s hook), which its poisoned test set needs and which is
+        therefore kept with the BadNet in the cache; ``None`` before that training, and always
+        for other attacks."""
+        return None
+
+    def load_badnet_part(self, state: dict[str, torch.Tensor]) -> None:
+        """Take back the part of :meth:`badnet_part` kept with a cached BadNet."""
+        raise NotImplementedError(f"{self.name} trains no part together with the BadNet")

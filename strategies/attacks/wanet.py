@@ -12,9 +12,11 @@ learns the exact warp and not any warp.
 
 Deviations from the paper, and why:
 
-* the paper warps a fresh share of every batch and draws the noise anew each time; here the
-  poisoned and noise images are chosen once in :meth:`WaNet.poison`, as every attack of this
-  project poisons, and each noise image has its own noise;
+* none in how it poisons: as in the paper, every training batch gets a fresh share
+  (``poison_rate``) of warped images of the classes it moves, with their target label, and
+  ``cross_ratio`` times as many noise-mode images with their true label, the noise drawn anew
+  (:meth:`WaNet.training_set`). :meth:`WaNet.poison` poisons a set once, the same way, for
+  callers that need one fixed poisoned set;
 * defaults: the paper's ``k = 4, s = 0.5`` and ``cross_ratio = 2`` are tuned for 32-pixel
   images and hundreds of epochs. The default ``digits`` images are 8-pixel digits upsampled to
   16 and a BadNet trains for 20 epochs, where ``s = 0.5`` moves the digit by a quarter of a
@@ -36,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from arena.core.config import NON_NEGATIVE, SEED, Valid, fixed, param
+from arena.core.train import BatchHook
 from arena.data.splits import Split
 from strategies.attacks.base import Attack, AttackConfig, Poisoned
 from strategies.registry import register_attack
@@ -114,7 +117,7 @@ def warp(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 @register_attack
 class WaNet(Attack[WaNetConfig]):
     name = "wanet"
-    version = 1
+    version = 2
     summary = "imperceptible smooth warping field, with noise mode; Nguyen & Tran"
     config_cls = WaNetConfig
 
@@ -149,3 +152,16 @@ class WaNet(Attack[WaNetConfig]):
         if len(noisy):
             x[noisy] = warp(x[noisy], self.noisy_grids(len(noisy), generator))
         return Poisoned(Split(x, out.data.y), out.poisoned)
+
+    def training_set(
+        self, train: Split, generator: torch.Generator
+    ) -> tuple[Split, BatchHook | None]:
+        """The clean set, and a hook that poisons each batch afresh as :meth:`poison` poisons a
+        set (the paper's training: a new share of warped and noise-mode images per batch)."""
+        own = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+
+        def per_batch(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.poison(Split(x, y), own)
+            return out.data.x, out.data.y
+
+        return train, per_batch

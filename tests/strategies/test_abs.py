@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
 from arena.core.train import TrainConfig, train_classifier
-from arena.data import Splits
+from arena.data import Split, Splits
 from arena.models import ArenaNet, build_model
 from strategies.attacks.badnets import BadNets
 from strategies.defenses.abs import (
     ABS,
     ABSConfig,
+    apply_filters,
+    filter_change,
     positions,
     receptive_box,
     stimulation_scores,
@@ -86,7 +90,9 @@ def test_scan_points_at_the_badnet_target_and_not_at_the_clean_twin(
     good = ABS(config, seed=0).fit(clean, tiny.val).details
     assert bad["suspect_label"] == 0  # BadNets' default target
     assert bad["max_reasr"] >= 0.5 and bad["max_reasr"] > good["max_reasr"]
-    assert len(bad["candidates"]) == config.candidates
+    # a patch and a filter reversed per candidate neuron
+    assert len(bad["candidates"]) == 2 * config.candidates
+    assert [c["kind"] for c in bad["candidates"]] == ["patch"] * 4 + ["filter"] * 4
     assert all(0.0 <= c["reasr"] <= 1.0 for c in bad["candidates"])
 
 
@@ -98,3 +104,60 @@ def test_patch_grid_caps_positions_per_candidate() -> None:
     assert rows[0] == 0 and rows[-1] == 12 and cols[-1] == 12, "the grid still spans the box"
     small = patch_grid((2, 10, 2, 10), 4, (16, 16), 2)  # 4 x 4 = 16 positions: unchanged
     assert small == (positions(2, 10, 4, 16, 2), positions(2, 10, 4, 16, 2))
+
+
+def blue_tint_model() -> ArenaNet:
+    """A pure colour-filter BadNet: one feature channel measures how much bluer than red and
+    green each pixel is (from a small floor, so that black pixels pass a gradient), and label 1
+    wins once its mean over the image passes 1/10. A blue tint over the whole image (a filter)
+    gets there within a small change per pixel; a 6% patch of pure blue reaches about 0.08."""
+    conv = nn.Conv2d(3, 2, 1)
+    head = nn.Linear(2, 2)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, :, 0, 0] = torch.tensor([-1.0, -1.0, 1.0])  # blue over red and green
+        conv.weight[1, 1, 0, 0] = 1.0  # green strokes
+        conv.bias.copy_(torch.tensor([0.02, 0.0]))  # type: ignore[union-attr]
+        head.weight.copy_(torch.tensor([[0.0, 0.0], [60.0, 0.0]]))
+        head.bias.copy_(torch.tensor([0.0, -6.0]))
+    stages = [
+        ("features", nn.Sequential(conv, nn.ReLU())),
+        ("head", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)),
+    ]
+    return ArenaNet("blue-toy", (3, 16, 16), 2, stages, feature_stages=("features",))
+
+
+def test_a_filter_reversal_drives_the_neuron_of_a_colour_filter_backdoor() -> None:
+    from tests.strategies.conftest import strokes
+
+    model = blue_tint_model().eval()
+    x = strokes(40, torch.Generator().manual_seed(0))
+    assert (model(x).argmax(1) == 0).all()
+    clean = Split(x, torch.zeros(40, dtype=torch.long))
+    config = ABSConfig(candidates=2, window=1.0, images=8, steps=30)
+    both = ABS(config, seed=0).fit(model, clean)
+    found = both.details["candidates"]
+    assert {c["kind"] for c in found} == {"patch", "filter"}
+    filters = [c for c in found if c["kind"] == "filter" and c["label"] == 1]
+    patches = [c for c in found if c["kind"] == "patch" and c["label"] == 1]
+    assert filters and filters[0]["neuron"] == 0  # the blue channel, stimulated for label 1
+    assert max(c["reasr"] for c in filters) == 1.0 > max(c["reasr"] for c in patches)
+    assert both.flagged and both.details["suspect_kind"] == "filter" and both.named == [1]
+    # the patch scan alone misses it
+    patch_only = ABS(dataclasses.replace(config, reversal="patch"), seed=0).fit(model, clean)
+    assert not patch_only.flagged
+
+
+def test_a_reversed_filter_stays_within_its_budget_and_starts_as_the_identity() -> None:
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    weight, bias = torch.zeros(2, 3, 3, 3, 3), torch.zeros(2, 3)
+    assert torch.equal(apply_filters(x, weight, bias), x.expand(2, *x.shape))
+    bias[1, 2] = 0.3  # a blue tint on the second filter
+    out = apply_filters(x, weight, bias)
+    assert torch.equal(out[0], x) and torch.equal(out[1, :, 2], (x[:, 2] + 0.3).clamp(max=1.0))
+    assert filter_change(x, weight, bias).tolist() == pytest.approx([0.0, 0.1])
+    model = blue_tint_model().eval()
+    front, _ = model.split("features")
+    abs_ = ABS(ABSConfig(filter_budget=0.05, steps=20), seed=0)
+    w, b = abs_._reverse_filters(front, x, torch.tensor([0, 1]), [(0, 8, 0, 8)] * 2)
+    assert (filter_change(x, w, b) <= 0.05 + 1e-6).all() and filter_change(x, w, b).max() > 0.04

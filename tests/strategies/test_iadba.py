@@ -63,14 +63,59 @@ def test_cross_trigger_images_keep_their_labels(tiny: Splits, generator) -> None
         assert bool(match.any()) and not bool(match[i])
 
 
+def test_the_generator_trains_together_with_the_classifier(tiny: Splits) -> None:
+    attack = iadba(tiny, poison_rate=0.2, cross_rate=0.1)
+    warm = {k: v.clone() for k, v in attack.network.state_dict().items()}
+    train, hook = attack.training_set(tiny.train, torch.Generator().manual_seed(0))
+    assert train is tiny.train and hook is not None and attack.badnet_part() is not None
+    x, y = tiny.train.x[:40], tiny.train.y[:40]
+    hx, hy = hook(x, y)
+    assert hx.requires_grad  # the classifier's loss reaches the generator through them
+    assert int((hy != y).sum()) == 8 and int(((hx != x).flatten(1).any(1) & (hy == y)).sum()) == 4
+    torch.manual_seed(0)
+    model = build_model("small-cnn", tiny.image_shape, tiny.num_classes)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    train_classifier(model, train, TrainConfig(epochs=2), seed=0, batch_hook=hook)
+    joint = attack.badnet_part()
+    assert joint is not None and attack.network is joint  # the test set gets its triggers
+    assert any(not torch.equal(v, joint.state_dict()[k]) for k, v in warm.items())
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in start.items())
+    # kept with the BadNet: a fresh attack takes it back
+    again = IADBA(IADBAConfig(poison_rate=0.2, cross_rate=0.1), image_shape=tiny.image_shape,
+                  num_classes=tiny.num_classes)  # fmt: skip
+    again.load_badnet_part(joint.state_dict())
+    assert torch.equal(again.triggers(x)[0], attack.triggers(x)[0])
+
+
+def test_a_cached_badnet_without_its_generator_is_trained_again(tmp_path) -> None:
+    from arena.cell.artifacts import train_model
+    from arena.cell.setting import Setting
+    from arena.core.cache import ArtifactCache
+    from arena.data import DataRef
+
+    setting = Setting(data=DataRef(limit=40))
+    data = setting.splits()
+    cache = ArtifactCache(str(tmp_path))
+
+    def badnet():  # type: ignore[no-untyped-def]
+        attack = IADBA(image_shape=data.image_shape, num_classes=data.num_classes, cache=cache)
+        return train_model(setting, 0, cache, recipe=TrainConfig(epochs=1), attack=attack)
+
+    first = badnet()
+    assert not first.cached and badnet().cached
+    for part in (tmp_path / "iadba-badnet-part").rglob("*.safetensors"):
+        part.unlink()
+    assert not badnet().cached
+
+
 @pytest.mark.slow
 def test_trained_backdoor_fires_on_own_triggers_only() -> None:
     data = load_dataset("digits")
     attack = iadba(data)
-    poisoned = attack.poison(data.train, torch.Generator().manual_seed(0)).data
+    train, hook = attack.training_set(data.train, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     model = build_model("small-cnn", data.image_shape, data.num_classes)
-    train_classifier(model, poisoned, TrainConfig(), seed=0)
+    train_classifier(model, train, TrainConfig(), seed=0, batch_hook=hook)
     x, y = data.test.x, data.test.y
     triggered = attack.poisoned_test(data.test, torch.Generator().manual_seed(1))
     pattern, mask = attack.triggers(x)

@@ -61,12 +61,16 @@ def test_abs_shows_each_candidate_patch_best_first(
     defense = ABS(config, seed=0)
     deployed = defense.fit(model, tiny.val)
     (panel,) = defense.show(deployed, tiny.val, triggered)
-    assert panel.kind == "images" and panel.data.shape == (3, *tiny.image_shape)
+    # a patch and a filtered image per candidate
+    assert panel.kind == "images" and panel.data.shape == (6, *tiny.image_shape)
     reasrs = [float(label.rsplit(" ", 1)[1]) for label in panel.labels]
     assert reasrs == sorted(reasrs, reverse=True)
     assert max(reasrs) == pytest.approx(deployed.details["max_reasr"], abs=0.005)
     side = 4  # the 6% mask budget on 16 pixels
-    assert all(int((img.abs().sum(dim=0) > 0).sum()) <= side * side for img in panel.data)
+    patches = [img for img, label in zip(panel.data, panel.labels, strict=True)
+               if label.startswith("patch ")]  # fmt: skip
+    assert len(patches) == 3
+    assert all(int((img.abs().sum(dim=0) > 0).sum()) <= side * side for img in patches)
 
 
 def test_neural_cleanse_shows_a_trigger_and_a_mask_per_class(

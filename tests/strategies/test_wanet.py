@@ -105,14 +105,34 @@ def test_noise_mode_images_keep_their_labels(tiny: Splits, generator) -> None:
     assert gap_to_exact < 2 * gap_to_clean
 
 
+def test_each_batch_is_poisoned_afresh(tiny: Splits) -> None:
+    attack = WaNet(
+        WaNetConfig(poison_rate=0.25, cross_ratio=1.0),
+        image_shape=tiny.image_shape,
+        num_classes=tiny.num_classes,
+    )
+    train, hook = attack.training_set(tiny.train, torch.Generator().manual_seed(0))
+    assert train is tiny.train and hook is not None  # the BadNet trains on the clean set
+    x, y = tiny.train.x[:64], tiny.train.y[:64]
+    batches = [hook(x, y) for _ in range(2)]
+    flipped = [(hy != y) for _, hy in batches]
+    changed = [(hx != x).flatten(1).any(dim=1) for hx, _ in batches]
+    for f, c in zip(flipped, changed, strict=True):
+        eligible = int((attack.target_of(y) != y).sum())
+        assert int(f.sum()) == min(16, eligible)  # a quarter of the batch, to the target
+        assert int((c & ~f).sum()) == int(f.sum())  # as many noise-mode images, true labels
+    assert not torch.equal(flipped[0], flipped[1])  # drawn anew in each batch
+    assert torch.equal(batches[0][1][flipped[0]], attack.target_of(y[flipped[0]]))
+
+
 @pytest.mark.slow
 def test_trained_backdoor_fires_on_the_warp() -> None:
     data = load_dataset("digits")
     attack = WaNet(image_shape=data.image_shape, num_classes=data.num_classes)
-    poisoned = attack.poison(data.train, torch.Generator().manual_seed(0)).data
+    train, hook = attack.training_set(data.train, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     model = build_model("small-cnn", data.image_shape, data.num_classes)
-    train_classifier(model, poisoned, TrainConfig(), seed=0)
+    train_classifier(model, train, TrainConfig(), seed=0, batch_hook=hook)
     triggered = attack.poisoned_test(data.test, torch.Generator().manual_seed(1))
     assert accuracy(model, data.test.x, data.test.y) > 0.95
     assert accuracy(model, triggered.x, triggered.y) > 0.85
