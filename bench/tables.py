@@ -14,13 +14,21 @@ Each run writes a Markdown table (``--out``) headed by the command that made it,
 Cells run in ``--jobs`` worker processes with one torch thread each; BadNets and clean models
 are cached in ``--cache`` and shared by every cell that needs them.
 
+``papers``: the papers' tables with Arena's figures beside them (``bench/paper_tables.py``,
+the papers' numbers in ``bench/paper_figures.py``).
+
     python bench/tables.py attacks [--attacks a b] [--seeds 0 1 2] [--out docs/attacks.md]
     python bench/tables.py defenses [--defenses d e] [--attacks a b] [--out docs/defenses.md]
+    python bench/tables.py papers --seeds 0 1 2 --out docs/paper-tables.md
+
+An ``--out`` file that holds the markers ``<!-- tables: made by bench/tables.py -->`` and
+``<!-- /tables -->`` keeps everything outside them: only the table between them is rewritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -38,30 +46,54 @@ log = logging.getLogger("bench.tables")
 DEFAULT_ATTACKS_FOR_DEFENSES = ("badnets", "blend-noise", "sig", "wanet", "tca")
 
 
-def _cell(job: tuple[str, str, int, str, str]) -> dict[str, Any]:
+Overrides = tuple[tuple[tuple[str, Any], ...], ...]
+"""Changes to each stage's default config, as ``((field, value), ...)`` per stage."""
+Job = tuple[str, str, int, str, str, Overrides]
+
+
+def job(attacker: str, defender: str, seed: int, cache: str, dataset: str, **stage0: Any) -> Job:
+    """A cell with the defense's defaults, changed by ``stage0`` in its first stage."""
+    rest: Overrides = ((),) * defender.count("+")
+    return (attacker, defender, seed, cache, dataset, (tuple(sorted(stage0.items())), *rest))
+
+
+def _cell(job: Job) -> dict[str, Any]:
     """One ``arena evaluate`` in a worker process (one torch thread)."""
-    attacker, defender, seed, cache, dataset = job
+    attacker, defender, seed, cache, dataset, overrides = job
+    import dataclasses
+
     import torch
 
     torch.set_num_threads(1)
     from arena.cell.play import evaluate
     from arena.cell.setting import Setting
     from arena.data import DataRef
+    from strategies import defense_class
+    from strategies.defenses import parse_defenses
     from strategies.players import AttackerStrategy, DefenderStrategy
 
+    configs = [
+        dataclasses.replace(defense_class(name).config_cls(), **dict(changes))
+        for name, changes in zip(parse_defenses(defender), overrides, strict=True)
+    ]
     start = time.perf_counter()
     result = evaluate(
         AttackerStrategy.of(attacker),
-        DefenderStrategy.of(defender),
+        DefenderStrategy.of(defender, configs),
         Setting(data=DataRef(name=dataset), cache_url=cache),
         seed=seed,
     ).to_json()
     result["wall"] = time.perf_counter() - start
-    result["job"] = {"attacker": attacker, "defender": defender, "seed": seed}
+    result["job"] = {
+        "attacker": attacker,
+        "defender": defender,
+        "seed": seed,
+        "overrides": [dict(o) for o in overrides],
+    }
     return result
 
 
-def run_cells(jobs: Sequence[tuple[str, str, int, str, str]], workers: int) -> list[dict[str, Any]]:
+def run_cells(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for result in pool.map(_cell, jobs):
@@ -93,9 +125,9 @@ def attack_table(results: list[dict[str, Any]], attacks: Sequence[str]) -> list[
     from strategies import attack_class
 
     lines = [
-        "| attack | clean-label | clean CA % | BadNet CA % | ASR % | CA drop (points) | "
-        "BadNet training s | cell s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| attack | clean-label | clean CA % | BadNet CA % | ASR % | ASR per trigger % | "
+        "CA drop (points) | BadNet training s | cell s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in attacks:
         rows = [r for r in results if r["job"]["attacker"] == name]
@@ -103,11 +135,16 @@ def attack_table(results: list[dict[str, Any]], attacks: Sequence[str]) -> list[
         drop = [r["gates"]["clean_ca"] - r["ca"] for r in rows]
         train = [r["seconds"].get("badnet", 0.0) for r in rows]
         walls = [r["wall"] for r in rows]
+        triggers = rows[0].get("triggers", [])
+        per_trigger = ", ".join(
+            f"{t} {_pct([r['asr_per_trigger'][i] for r in rows])}"
+            for i, t in enumerate(triggers)
+        )
         lines.append(
             f"| `{name}` | {'yes' if attack_class(name).clean_label else 'no'} | {_pct(clean)} | "
             f"{_pct([r['ca'] for r in rows])} | {_pct([r['asr'] for r in rows])} | "
-            f"{100 * statistics.fmean(drop):+.1f} | {statistics.fmean(train):.1f} | "
-            f"{statistics.fmean(walls):.1f} |"
+            f"{per_trigger} | {100 * statistics.fmean(drop):+.1f} | "
+            f"{statistics.fmean(train):.1f} | {statistics.fmean(walls):.1f} |"
         )
     return lines
 
@@ -153,9 +190,20 @@ def _note(result: dict[str, Any]) -> str:
     return ""
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    """``FIELD=VALUE``, the value read as JSON where it is JSON (numbers), else a string."""
+    field, sep, raw = text.partition("=")
+    if not sep or not field:
+        raise SystemExit(f"--set takes FIELD=VALUE, not {text!r}")
+    try:
+        return field, json.loads(raw)
+    except ValueError:
+        return field, raw
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("table", choices=("attacks", "defenses"))
+    parser.add_argument("table", choices=("attacks", "defenses", "papers"))
     parser.add_argument("--attacks", nargs="*", help="attack names (default: see the docstring)")
     parser.add_argument("--defenses", nargs="*", help="defense names or pipelines (default all)")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
@@ -163,30 +211,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default="runs/bench-cache", help="artifact cache folder")
     parser.add_argument("--jobs", type=int, default=max(1, len(os.sched_getaffinity(0))))
     parser.add_argument("--out", help="write the Markdown table here too")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="defenses table: change this field of every defense's (first stage's) config",
+    )
     args = parser.parse_args(argv)
+    changes = dict(_setting(s) for s in args.set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
     from strategies import ATTACKS, DEFENSES
 
     if args.table == "attacks":
         attacks = args.attacks or sorted(ATTACKS)
-        jobs = [(a, "none", s, args.cache, args.dataset) for a in attacks for s in args.seeds]
+        jobs = [job(a, "none", s, args.cache, args.dataset) for a in attacks for s in args.seeds]
+    elif args.table == "papers":
+        import paper_tables
+
+        jobs = paper_tables.jobs(args.seeds, job, args.cache, args.dataset)
     else:
         attacks = args.attacks or [a for a in DEFAULT_ATTACKS_FOR_DEFENSES if a in ATTACKS]
         defenses = args.defenses or sorted(DEFENSES)
         jobs = [
-            (a, d, s, args.cache, args.dataset)
+            job(a, d, s, args.cache, args.dataset, **changes)
             for d in defenses
             for a in attacks
             for s in args.seeds
         ]
     start = time.perf_counter()
     # train every BadNet first, one per (attack, seed), so that workers never train one twice
-    warm = sorted({(a, "none", s, args.cache, args.dataset) for a, _, s, _, _ in jobs})
+    warm = sorted({job(j[0], "none", j[2], args.cache, args.dataset) for j in jobs})
     warm_results = run_cells(warm, args.jobs)
-    results = warm_results if args.table == "attacks" else run_cells(jobs, args.jobs)
+    rest = [j for j in jobs if j not in warm]
+    results = warm_results + run_cells(rest, args.jobs)
     if args.table == "attacks":
         lines = attack_table(results, attacks)
+    elif args.table == "papers":
+        lines = paper_tables.render(results, args.seeds)
     else:
         lines = defense_table(results, defenses, attacks)
     command = "python bench/tables.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -199,9 +262,24 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(header + lines) + "\n"
     sys.stdout.write(text)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        write_between_markers(Path(args.out), text)
     return 0
+
+
+BEGIN, END = "<!-- tables: made by bench/tables.py -->", "<!-- /tables -->"
+
+
+def write_between_markers(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``; where the file holds the markers :data:`BEGIN` and
+    :data:`END`, only what lies between them is replaced, so prose written around generated
+    tables survives a new run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        head, _, tail = old.partition(BEGIN)
+        _, _, tail = tail.partition(END)
+        text = f"{head}{BEGIN}\n{text}{END}{tail}"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

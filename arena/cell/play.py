@@ -146,6 +146,7 @@ def score_cell(
             triggers=names,
             asr_per_trigger=asrs,
             sasr_per_trigger=[None] * len(names),
+            far_per_trigger=[None] * len(names),
         )
     else:
         with clock.phase("defense"):
@@ -177,6 +178,7 @@ def score_cell(
         result.triggers = names
         result.asr_per_trigger = [None if m is None else m.asr for m in each.values()]
         result.sasr_per_trigger = [None if m is None else m.sasr for m in each.values()]
+        result.far_per_trigger = [None if m is None else m.far for m in each.values()]
     clock.seconds["total"] = round(sum(clock.seconds.values()), 3)
     result.seconds = clock.seconds
     result.trained = int(not clean.cached) + int(not bad.cached)

@@ -91,7 +91,8 @@ class CellResult:
     """A scored cell. The metrics other than CA and ASR are ``None`` when the user's gate
     rejected the BadNet before any defense ran. ``asr``, ``sasr``, ``far`` and ``payoff`` are
     those of the trigger the attacker deploys (the best of several: :mod:`arena.cell.rules`);
-    ``triggers``, ``asr_per_trigger`` and ``sasr_per_trigger`` list every trigger's (one entry
+    ``triggers``, ``asr_per_trigger``, ``sasr_per_trigger`` and ``far_per_trigger`` list every
+    trigger's (one entry
     for an attack with one trigger; ``None`` where a trigger could not be measured).
     ``trained`` (models this call trained) and ``cached`` (the whole cell came from the cache)
     describe the call, not the cell, and are not in :meth:`to_json`."""
@@ -109,6 +110,7 @@ class CellResult:
     triggers: list[str] = field(default_factory=list)
     asr_per_trigger: list[float | None] = field(default_factory=list)
     sasr_per_trigger: list[float | None] = field(default_factory=list)
+    far_per_trigger: list[float | None] = field(default_factory=list)
     trained: int = 0
     cached: bool = False
 
@@ -151,6 +153,7 @@ class CellResult:
             "triggers": list(self.triggers),
             "asr_per_trigger": list(self.asr_per_trigger),
             "sasr_per_trigger": list(self.sasr_per_trigger),
+            "far_per_trigger": list(self.far_per_trigger),
         }
 
     @classmethod
@@ -163,6 +166,7 @@ class CellResult:
             triggers=list(record.get("triggers", [])),
             asr_per_trigger=list(record.get("asr_per_trigger", [])),
             sasr_per_trigger=list(record.get("sasr_per_trigger", [])),
+            far_per_trigger=list(record.get("far_per_trigger", [])),
             cached=cached,
         )
 

@@ -56,11 +56,14 @@ from arena.core.infer import predict
 from arena.data.splits import Split
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.restoration import (
+    RESTORER_DATA,
     Restorer,
     RestorerRecipe,
     patch_masks,
     random_tokens,
     restore,
+    restorer_images,
+    same_steps,
     token_index,
     tokens_to_pixels,
     trained_restorer,
@@ -108,6 +111,11 @@ class BDMAEConfig(DefenseConfig):
         60, valid=AT_LEAST_ONE, help="passes over the clean data to train the autoencoder"
     )
     mae_width: int = fixed(16, valid=AT_LEAST_ONE, help="channels of the autoencoder's first stage")
+    restorer_data: str = param(
+        "val",
+        choices=RESTORER_DATA,
+        help="the autoencoder learns from the clean images, or those and procedural shapes",
+    )
 
 
 def pixels_to_tokens(maps: Tensor, grid: int) -> Tensor:
@@ -276,10 +284,13 @@ class BDMAE(Defense[BDMAEConfig]):
     def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:
         """Train (or load) the autoencoder; the model is only ever queried for labels."""
         cfg = self.config
-        recipe = RestorerRecipe(width=cfg.mae_width, epochs=cfg.mae_epochs)
+        images = restorer_images(clean.x, cfg.restorer_data, self.seed)
+        recipe = same_steps(
+            RestorerRecipe(width=cfg.mae_width, epochs=cfg.mae_epochs), len(clean.x), len(images)
+        )
         sampler = functools.partial(patch_masks, grids=MASKS["grids"], ratios=MASKS["ratios"])
         mae = trained_restorer(
-            self.cache, "mae", clean.x, sampler, MASKS, recipe, self.seed, version=self.version
+            self.cache, "mae", images, sampler, MASKS, recipe, self.seed, version=self.version
         )
         deployment = BDMAEDeployment(model, mae, cfg, self.seed)
         deployment.details = {"grid": cfg.grid}

@@ -49,10 +49,13 @@ from arena.data.splits import Split
 from arena.models.base import ArenaNet
 from strategies.defenses.base import Defense, DefenseConfig, Deployment, Panel
 from strategies.defenses.restoration import (
+    RESTORER_DATA,
     Restorer,
     RestorerRecipe,
     box_masks,
     restore,
+    restorer_images,
+    same_steps,
     trained_restorer,
 )
 from strategies.registry import register_defense
@@ -74,6 +77,11 @@ class FebruusConfig(DefenseConfig):
     )
     inpainter_width: int = fixed(
         16, valid=AT_LEAST_ONE, help="channels of the inpainter's first stage"
+    )
+    restorer_data: str = param(
+        "val",
+        choices=RESTORER_DATA,
+        help="the inpainter learns from the clean images, or those and procedural shapes",
     )
 
 
@@ -154,12 +162,17 @@ class Februus(Defense[FebruusConfig]):
         cfg = self.config
         net = model.eval().requires_grad_(False)  # GradCAM needs no gradient of the weights
         stage = net.feature_stages[cfg.layer]
-        recipe = RestorerRecipe(width=cfg.inpainter_width, epochs=cfg.inpainter_epochs)
+        images = restorer_images(clean.x, cfg.restorer_data, self.seed)
+        recipe = same_steps(
+            RestorerRecipe(width=cfg.inpainter_width, epochs=cfg.inpainter_epochs),
+            len(clean.x),
+            len(images),
+        )
         sampler = functools.partial(box_masks, **HOLES)
         inpainter = trained_restorer(
             self.cache,
             "inpainter",
-            clean.x,
+            images,
             sampler,
             {"boxes": HOLES},
             recipe,

@@ -15,6 +15,7 @@ the holes of its output are kept.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from arena.core.cache import ArtifactCache, cached_module, tensor_digest
 from arena.core.train import TrainConfig, run_loop
+from arena.data.shapes import shapes_images
 
 MaskSampler = Callable[[int, int, int, torch.Generator], Tensor]
 """``sampler(n, height, width, generator)``: ``n`` hole masks (n, 1, H, W) of 0/1 floats."""
@@ -173,6 +175,35 @@ def fit_restorer(
     result = run_loop(restorer, (images,), loss_fn, recipe.train_config(), seed=seed)
     if result.status != "ok":
         raise RuntimeError(f"restorer training diverged (loss {result.final_loss}); lower its lr")
+
+
+RESTORER_DATA = ("val", "val+shapes")
+"""What a restorer learns from: the defender's clean validation images, or those and as many
+procedural ``shapes`` images again (:data:`SHAPES_PER_IMAGE` per validation image), a generic
+stand-in for the large natural-image sets the papers' restorers were pretrained on."""
+SHAPES_PER_IMAGE = 4
+
+
+def restorer_images(clean: Tensor, source: str, seed: int) -> Tensor:
+    """The images a restorer trains on (see :data:`RESTORER_DATA`): ``shapes`` images are drawn
+    at the clean images' size (and in grey for one-channel data) by ``seed``."""
+    if source == "val":
+        return clean
+    if source != "val+shapes":
+        raise ValueError(f"unknown restorer data {source!r}; choose one of {RESTORER_DATA}")
+    n, c, h, w = clean.shape
+    extra = shapes_images(SHAPES_PER_IMAGE * n, image_size=max(h, w), seed=seed + 1)
+    extra = F.interpolate(extra, size=(h, w), mode="bilinear", antialias=True).clamp(0, 1)
+    if c == 1:
+        extra = extra.mean(dim=1, keepdim=True)
+    return torch.cat([clean, extra.to(clean.dtype)])
+
+
+def same_steps(recipe: RestorerRecipe, clean: int, images: int) -> RestorerRecipe:
+    """``recipe`` with as many optimisation steps over ``images`` images as it takes over
+    ``clean`` ones (fewer passes over more data: the same training cost)."""
+    epochs = max(1, round(recipe.epochs * clean / images))
+    return dataclasses.replace(recipe, epochs=epochs)
 
 
 def trained_restorer(

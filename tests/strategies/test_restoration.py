@@ -111,3 +111,18 @@ def test_training_is_seeded(tiny: Splits, monkeypatch: pytest.MonkeyPatch) -> No
     a, b, c = weights(0), weights(0), weights(1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_restorer_data_adds_shapes_at_the_clean_images_size(channels: int) -> None:
+    clean = torch.rand(10, channels, 20, 16)
+    assert restoration.restorer_images(clean, "val", 0) is clean
+    both = restoration.restorer_images(clean, "val+shapes", 0)
+    assert both.shape == (10 * (1 + restoration.SHAPES_PER_IMAGE), channels, 20, 16)
+    assert torch.equal(both[:10], clean) and 0.0 <= float(both.min()) <= float(both.max()) <= 1.0
+    assert torch.equal(both, restoration.restorer_images(clean, "val+shapes", 0))  # seeded
+    with pytest.raises(ValueError, match="unknown restorer data 'imagenet'"):
+        restoration.restorer_images(clean, "imagenet", 0)
+    recipe = restoration.RestorerRecipe(epochs=60)
+    assert restoration.same_steps(recipe, 10, 50).epochs == 12
+    assert restoration.same_steps(recipe, 10, 10) == recipe

@@ -13,7 +13,7 @@ from arena.data import DataRef
 from strategies.players import AttackerStrategy, DefenderStrategy
 
 KEYS = {"ca", "asr", "sda", "sasr", "far", "frr", "detection", "payoff", "gates", "seconds",
-        "triggers", "asr_per_trigger", "sasr_per_trigger"}
+        "triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger"}
 BASE = dict(ca=0.97, asr=0.95, sda=0.96, sasr=0.30, frr=0.01, far=0.3)
 
 

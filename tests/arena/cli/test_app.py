@@ -18,7 +18,7 @@ from arena.models import MODELS
 from strategies import ATTACKS, DEFENSES
 
 RATES = ("ca", "asr", "sda", "sasr", "far", "frr")
-PER_TRIGGER = ("triggers", "asr_per_trigger", "sasr_per_trigger")
+PER_TRIGGER = ("triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
