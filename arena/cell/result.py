@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from arena.cell.rules import Metrics, Ruling
+from arena.cell.rules import METRICS, Metrics, Ruling
 from arena.cell.setting import Gates
+
+PER_TRIGGER = ("triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger")
+CELL_KEYS = (*METRICS, "detection", "payoff", "gates", "seconds", *PER_TRIGGER)
+"""The keys of a cell's JSON record (``arena evaluate --json``), a public interface."""
 
 
 @dataclass

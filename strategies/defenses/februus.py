@@ -23,6 +23,16 @@ Deviations from the paper, with the reason:
   downloaded, the defender holds a few hundred images, and an adversarial loss on that little
   data would make training slow and unstable for a sharper texture that 16-pixel images do not
   need. The paper's Poisson blending of the filled region is left out for the same reason.
+  What a restorer learns from is ``restorer_data``: the clean validation images (``val``, the
+  default), or those with four times as many procedural ``shapes`` images
+  (``val+shapes``), a generic stand-in for a large pretraining set, at the same number of
+  optimisation steps. Measured on digits (badnets, glasses, blend-noise, sig, wanet; seeds
+  0-2; ``docs/defenses.md``, "Restorers"), neither shapes variant does better than ``val``:
+  at the same cost BDMAE loses 4-8 points of clean accuracy (past the defender's gate in every
+  cell), and with five times the steps the clean accuracy comes back but more of most triggers
+  get through (a restorer that learnt generic shapes restores the trigger as well). The
+  consequence of the small restorer stands: it knows this dataset only, and a trigger it has
+  never seen is hard for it to restore, which is what the defense relies on.
 * The heat threshold defaults to 0.5, not the authors' CIFAR-10 setting of 0.7 (Le Roux et al.
   use 0.8). On 16-pixel digits the default network's last feature stage is an 8x8 map, and the
   upsampled heat of a 3x3 corner trigger peaks at the trigger's inner corner: at 0.7 the removed

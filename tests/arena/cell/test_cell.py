@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arena.cell.play import evaluate
+from arena.cell.result import CELL_KEYS
 from arena.cell.rules import Metrics, Ruling, score
 from arena.cell.setting import Gates, Setting
 from arena.core.cache import ArtifactCache
@@ -12,6 +13,7 @@ from arena.core.train import TrainConfig
 from arena.data import DataRef
 from strategies.players import AttackerStrategy, DefenderStrategy
 
+# the public keys of `arena evaluate --json`, written out once: the contract
 KEYS = {"ca", "asr", "sda", "sasr", "far", "frr", "detection", "payoff", "gates", "seconds",
         "triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger"}
 BASE = dict(ca=0.97, asr=0.95, sda=0.96, sasr=0.30, frr=0.01, far=0.3)
@@ -66,7 +68,7 @@ def test_cell_keys_and_cache_hits(tmp_path) -> None:
     cache = ArtifactCache(str(tmp_path))
     setting = Setting(data=DataRef(limit=150))
     first = evaluate(*badnets("strip"), setting, cache=cache)
-    assert set(first.to_json()) == KEYS
+    assert set(first.to_json()) == KEYS == set(CELL_KEYS)
     assert first.gates.cached == {"clean_model": False, "badnet": False}
     assert first.trained == 2
     second = evaluate(*badnets("strip"), setting, cache=cache)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from arena.cell.result import CELL_KEYS
 from arena.cli.app import main
 from arena.core.model_files import load_model
 from arena.data import DATASETS
@@ -18,7 +19,6 @@ from arena.models import MODELS
 from strategies import ATTACKS, DEFENSES
 
 RATES = ("ca", "asr", "sda", "sasr", "far", "frr")
-PER_TRIGGER = ("triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -140,7 +140,7 @@ def test_evaluate_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path)
             "--json", "-T", "epochs=3", "--cache", str(tmp_path / "cache")]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {*RATES, "detection", "payoff", "gates", "seconds", *PER_TRIGGER}
+    assert set(result) == set(CELL_KEYS)
     assert result["triggers"] == ["badnets"]  # one trigger: one entry, the cell's own
     assert result["asr_per_trigger"] == [result["asr"]]
     assert result["sasr_per_trigger"] == [result["sasr"]]
