@@ -146,6 +146,9 @@ def test_a_filter_reversal_drives_the_neuron_of_a_colour_filter_backdoor() -> No
     # the patch scan alone misses it
     patch_only = ABS(dataclasses.replace(config, reversal="patch"), seed=0).fit(model, clean)
     assert not patch_only.flagged
+    # a colour mapping per pixel (a 1x1 kernel) is enough for a colour backdoor
+    colour = dataclasses.replace(config, reversal="filter", filter_size=1)
+    assert ABS(colour, seed=0).fit(model, clean).flagged
 
 
 def test_a_reversed_filter_stays_within_its_budget_and_starts_as_the_identity() -> None:
