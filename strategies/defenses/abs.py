@@ -18,9 +18,10 @@ Liu et al., "ABS: Scanning Neural Networks for Back-doors by Artificial Brain St
      everywhere, the rest where the neuron rose most.
    * *Filter.* A transformation of the whole image, ``x + conv(x) + b`` (every output channel
      a mix of every input channel's ``filter_size`` x ``filter_size`` neighbourhood, plus a
-     tint; ``filter_size=1`` is a colour mapping per pixel), starts as the identity and is optimised for ``steps`` Adam steps to raise the same objective, its mean
-     absolute change per pixel held within ``filter_budget`` (rescaled after each step). The
-     paper's feature-space triggers are Instagram-like filters, which such a transformation
+     tint; ``filter_size=1`` is a colour mapping per pixel), starts as the identity and is
+     optimised for ``steps`` Adam steps to raise the same objective, its mean absolute change
+     per pixel held within ``filter_budget`` (rescaled after each step). The paper's
+     feature-space triggers are Instagram-like filters, which such a transformation
      approximates (``fsa``); it also reaches warps and blends (``wanet``, ``blend-*``).
 3. *REASR.* The share of held-out images of other classes a trigger (patched, or filtered) sends
    to its candidate's label; the model is flagged when the best REASR over every trigger
