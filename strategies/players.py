@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.config import config_to_dict
 from arena.core.train import TrainConfig
-from strategies import ATTACKS, UnknownStrategy, attack_class, defense_class
+from strategies import ATTACKS, DEFENSES, UnknownStrategy, attack_class, defense_class
 from strategies.attacks import Attack, AttackConfig
 from strategies.defenses import (
     Defense,
@@ -142,3 +142,37 @@ def parse_attackers(spec: str) -> list[str]:
     for name in names:
         attack_class(name)
     return names
+
+
+def all_defenders() -> list[str]:
+    """Every registered defense but ``none``, then every valid two-stage pipeline of them (in
+    the order filters, purifiers, detectors: ``strategies/defenses/pipeline.py``)."""
+    singles = sorted(n for n in DEFENSES if n != "none")
+    pairs = []
+    for first in singles:
+        for second in singles:
+            if first == second:
+                continue
+            try:
+                parse_defenses(f"{first}+{second}")
+            except ValueError:  # a pair in the wrong order, or one that makes no sense
+                continue
+            pairs.append(f"{first}+{second}")
+    return singles + pairs
+
+
+def parse_defenders(spec: str) -> list[str]:
+    """``"all"`` (:func:`all_defenders`), one defense or pipeline, or a comma-separated list of
+    them (``strip,abs,strip+bdmae``), each checked against the registry and the pipeline rules:
+    the defenses the defender's study chooses among."""
+    if spec == "all":
+        return all_defenders()
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    if not parts:
+        known = ", ".join(sorted(DEFENSES))
+        raise UnknownStrategy(f"no defense named; known defenses: all, {known}")
+    items = ["+".join(parse_defenses(part)) for part in parts]  # "strip + bdmae" too
+    for item in items:
+        if items.count(item) > 1:
+            raise ValueError(f"--defender lists {item} twice; name each defense once")
+    return items

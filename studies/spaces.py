@@ -32,6 +32,9 @@ from strategies.defenses import parse_defenses
 from strategies.players import AttackerStrategy, DefenderStrategy
 
 TRAIN = "train."
+MAX_DEFAULT_CHOICES = 12
+"""Most defender choices whose defaults all start the double oracle (see
+:meth:`DefenderSpace.defaults`)."""
 
 
 def _distribution(field_type: Any, rng: Range, num_classes: int) -> BaseDistribution:
@@ -162,22 +165,47 @@ class AttackerSpace:
 
 
 class DefenderSpace:
-    """What the defender's studies search: the hyper-parameters of each pipeline stage."""
+    """What the defender's studies search: the hyper-parameters of each pipeline stage and, when
+    the defender may choose among several defenses or pipelines, the categorical ``defense``
+    that chooses (only the chosen one's fields are suggested)."""
 
     side: ClassVar[str] = "defender"
     direction: ClassVar[Literal["maximize", "minimize"]] = "minimize"
 
-    def __init__(self, spec: str, *, num_classes: int) -> None:
-        self.names = parse_defenses(spec)
-        if len(set(self.names)) != len(self.names):
-            raise ValueError(f"defense pipeline {spec!r} names a defense twice")
+    def __init__(self, choices: str | Sequence[str], *, num_classes: int) -> None:
+        given = [choices] if isinstance(choices, str) else list(choices)
+        if not given:
+            raise ValueError("the defender has no defense to choose from")
+        # each choice as its strategies' family reads it ("strip+bdmae")
+        self.stages = {"+".join(parse_defenses(spec)): parse_defenses(spec) for spec in given}
+        self.choices = list(self.stages)
+        for spec, names in self.stages.items():
+            if len(set(names)) != len(names):
+                raise ValueError(f"defense pipeline {spec!r} names a defense twice")
         self.num_classes = num_classes
 
+    @property
+    def names(self) -> list[str]:
+        """The stages of the first choice (the only one, for a defender with no choice)."""
+        return self.stages[self.choices[0]]
+
     def defaults(self) -> list[DefenderStrategy]:
-        return [DefenderStrategy(tuple((n, defense_class(n).config_cls()) for n in self.names))]
+        """The loop's first strategies: each choice's default config; with more than
+        :data:`MAX_DEFAULT_CHOICES` choices (``--defender all``), the single defenses' only
+        (the pipelines are the studies' to find)."""
+        specs = self.choices
+        if len(specs) > MAX_DEFAULT_CHOICES:
+            specs = [s for s in specs if "+" not in s] or specs[:MAX_DEFAULT_CHOICES]
+        return [
+            DefenderStrategy(tuple((n, defense_class(n).config_cls()) for n in self.stages[s]))
+            for s in specs
+        ]
 
     def define(self, trial: Any) -> None:
-        for n in self.names:
+        spec = self.choices[0]
+        if len(self.choices) > 1:
+            spec = trial.suggest_categorical("defense", self.choices)
+        for n in self.stages[spec]:
             cls = defense_class(n).config_cls
             for name, dist in config_space(
                 cls, num_classes=self.num_classes, prefix=f"{n}."
@@ -189,10 +217,11 @@ class DefenderSpace:
         return []
 
     def decode(self, params: dict[str, Any]) -> DefenderStrategy:
+        spec = params.get("defense", self.choices[0])
         return DefenderStrategy(
             tuple(
                 (n, config_from_params(defense_class(n).config_cls, params, prefix=f"{n}."))
-                for n in self.names
+                for n in self.stages[spec]
             )
         )
 
@@ -200,4 +229,6 @@ class DefenderSpace:
         params: dict[str, Any] = {}
         for n, config in strategy.stages:
             params.update(config_params(config, prefix=f"{n}."))
+        if len(self.choices) > 1:
+            params["defense"] = strategy.family
         return params

@@ -32,6 +32,7 @@ class DuelCommand(Command):
             "\nexamples:\n"
             "  arena duel --attacker tca --defender abs --budget quick\n"
             "  arena duel --attacker all --defender strip+abs\n"
+            "  arena duel --attacker all --defender all --budget quick   # both sides choose\n"
             "  arena duel ... --address auto --storage postgresql://arena@head/arena "
             "--cache /shared/arena-cache\n"
             "  arena dashboard --storage sqlite:///runs/arena.db    # watch the studies "
@@ -44,7 +45,10 @@ class DuelCommand(Command):
             help="attack family, comma-separated families, or 'all' (the attacker picks)",
         )
         parser.add_argument(
-            "--defender", required=True, help="defense, or a pipeline joined by '+' (strip+abs)"
+            "--defender",
+            required=True,
+            help="defense, pipeline joined by '+' (strip+abs), comma-separated choices, or 'all' "
+            "(the defender picks among every defense and valid two-stage pipeline)",
         )
         add_data_arguments(parser)
         budget = parser.add_argument_group("budget")
@@ -120,8 +124,7 @@ class DuelCommand(Command):
         from arena.duels.run import DuelSpec, absolute_storage, preflight, run_duel
         from arena.game.budget import BUDGETS, Budget
         from arena.report.duel import write_report
-        from strategies.defenses import parse_defenses
-        from strategies.players import parse_attackers
+        from strategies.players import parse_attackers, parse_defenders
         from studies.lease import LeaseError
         from studies.oracle import DuelInterrupted
         from studies.storage import DEFAULT_STORAGE, redact
@@ -155,7 +158,7 @@ class DuelCommand(Command):
         # runs, so a typo costs nothing (the cluster, if any, is joined and checked by
         # run_duel, still before any work)
         parse_attackers(args.attacker)
-        parse_defenses(args.defender)
+        parse_defenders(args.defender)
         if not compute.target:
             from arena.core.device import resolve_device
 

@@ -44,7 +44,12 @@ from arena.game import Outcome, Round, double_oracle
 from arena.game.budget import Budget
 from strategies import attack_class, defense_class
 from strategies.defenses import Pipeline, parse_defenses
-from strategies.players import AttackerStrategy, DefenderStrategy, parse_attackers
+from strategies.players import (
+    AttackerStrategy,
+    DefenderStrategy,
+    parse_attackers,
+    parse_defenders,
+)
 from studies.events import TrialEvent
 from studies.lease import hold as hold_lease
 from studies.oracle import TuneOracle
@@ -89,12 +94,13 @@ class DuelSpec:
     def strategy_versions(self) -> dict[str, dict[str, int]]:
         """The version of every attack and defense (and of the pipeline, for one) the duel may
         play, by name."""
-        defenses = parse_defenses(self.defender)
+        choices = parse_defenders(self.defender)
+        defenses = sorted({n for spec in choices for n in parse_defenses(spec)})
         versions = {
             "attacks": {n: attack_class(n).version for n in parse_attackers(self.attacker)},
             "defenses": {name: defense_class(name).version for name in defenses},
         }
-        if len(defenses) > 1:
+        if any("+" in spec for spec in choices):
             versions["defenses"]["pipeline"] = Pipeline.version
         return versions
 
@@ -192,7 +198,7 @@ def _run_held(
     out.mkdir(parents=True, exist_ok=True)
     data = setting.splits()
     attackers = AttackerSpace(parse_attackers(spec.attacker), num_classes=data.num_classes)
-    defenders = DefenderSpace(spec.defender, num_classes=data.num_classes)
+    defenders = DefenderSpace(parse_defenders(spec.defender), num_classes=data.num_classes)
     tally = Tally()
     oracles = {
         side: TuneOracle(

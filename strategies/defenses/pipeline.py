@@ -189,6 +189,11 @@ class Pipeline(Defense[DefenseConfig]):
 def parse_defenses(spec: str) -> list[str]:
     """The stage names of ``"a+b+c"``, each checked against the registry, and together against
     the rules of the module docstring."""
+    if "," in spec or spec.strip() == "all":
+        raise ValueError(
+            f"{spec!r} names several defenses, and this plays one (or one pipeline, joined by "
+            "'+'); `arena duel --defender a,b` or `--defender all` lets the defender choose"
+        )
     names = [part.strip() for part in spec.split("+")]
     if any(not n for n in names):
         raise ValueError(f"bad defense pipeline {spec!r}; join names with '+', e.g. strip+bdmae")

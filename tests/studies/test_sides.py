@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from arena.core.train import TrainConfig
-from strategies.players import parse_attackers
+from strategies.players import parse_attackers, parse_defenders
 from strategies.registry import UnknownStrategy
 from studies.spaces import AttackerSpace, DefenderSpace
 
@@ -68,6 +68,44 @@ def test_defender_pipeline_space() -> None:
     assert DefenderSpace("none", num_classes=10).encode(
         DefenderSpace("none", num_classes=10).defaults()[0]
     ) == {}
+
+
+@pytest.mark.parametrize("choices", [["strip", "abs", "strip+bdmae"], ["fine-pruning", "none"]])
+def test_the_defender_chooses_among_defenses_and_pipelines(choices: list[str]) -> None:
+    space = DefenderSpace(choices, num_classes=10)
+    assert [d.family for d in space.defaults()] == choices  # each choice's default starts
+    seen = set()
+    for params in ask(space, n=12):
+        strategy = space.decode(params)
+        assert params["defense"] == strategy.family in choices
+        assert space.encode(strategy) == params
+        stages = [n for n, _ in strategy.stages]
+        assert all(k == "defense" or k.split(".")[0] in stages for k in params)
+        seen.add(strategy.family)
+    assert len(seen) > 1
+
+
+def test_all_defenders_are_every_defense_and_every_valid_pair() -> None:
+    from strategies import DEFENSES
+    from strategies.defenses import parse_defenses
+
+    every = parse_defenders("all")
+    singles = [d for d in every if "+" not in d]
+    assert singles == sorted(set(DEFENSES) - {"none"})
+    pairs = [d for d in every if "+" in d]
+    assert "strip+bdmae" in pairs and "bdmae+strip" not in pairs and "abs+strip" not in pairs
+    for pair in pairs:
+        assert parse_defenses(pair) == pair.split("+")  # valid, in the order given
+    space = DefenderSpace(every, num_classes=10)
+    assert [d.family for d in space.defaults()] == singles  # the pipelines are for the studies
+    assert {space.decode(p).family for p in ask(space, n=40)} & set(pairs)
+    assert parse_defenders(" strip + bdmae ,abs") == ["strip+bdmae", "abs"]
+    with pytest.raises(ValueError, match="lists strip twice"):
+        parse_defenders("strip,abs,strip")
+    with pytest.raises(UnknownStrategy, match="known defenses:.*strip"):
+        parse_defenders("strip,nope")
+    with pytest.raises(ValueError, match="puts filter strip after purifier bdmae"):
+        parse_defenders("abs,bdmae+strip")
 
 
 def test_bad_names_list_the_known_ones() -> None:

@@ -31,6 +31,12 @@ def test_unknown_names_list_the_known_ones(capsys: pytest.CaptureFixture[str]) -
     assert "known attacks" in line and "tca" in line
     line = _error(capsys, ["duel", "--attacker", "tca", "--defender", "strip+nope"])
     assert "known defenses" in line and "abs" in line
+    line = _error(capsys, ["duel", "--attacker", "tca", "--defender", "strip,nope"])
+    assert "known defenses" in line and "abs" in line
+    line = _error(capsys, ["duel", "--attacker", "tca", "--defender", "abs,strip,abs"])
+    assert "abs twice" in line
+    line = _error(capsys, ["evaluate", "--attacker", "tca", "--defender", "strip,abs"])
+    assert "strip,abs" in line and "duel" in line  # a choice is the duel's, not a cell's
 
 
 def test_bad_storage_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

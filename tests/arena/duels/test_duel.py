@@ -120,3 +120,21 @@ def test_budget_presets_grow() -> None:
     assert q.rounds < d.rounds < t.rounds and q.attacker_trials < d.attacker_trials
     with pytest.raises(ValueError, match="--rounds"):
         Budget(rounds=0, attacker_trials=1, defender_trials=1, epsilon=0.0)
+
+
+def test_the_defender_may_choose_its_defense(ray_local: Any, tmp_path: Path) -> None:
+    setting = Setting(data=DataRef(limit=60), cache_url=str(tmp_path / "cache"))
+    budget = Budget(rounds=1, attacker_trials=1, defender_trials=2, epsilon=0.0, ci_seeds=0)
+    spec = DuelSpec("badnets", "strip, fine-pruning", setting, budget, seed=0)
+    storage = f"sqlite:///{tmp_path / 'arena.db'}"
+    result = run_duel(spec, storage_url=storage, out_dir=tmp_path / "out")
+    # both choices' defaults start the game; the defender's study chooses among them
+    families = [label.split("#")[0] for label in result["payoff_matrix"]["defenders"]]
+    assert families[:2] == ["strip", "fine-pruning"]
+    study = optuna.load_study(
+        study_name=study_name(result["duel"]["name"], "defender", 1), storage=storage
+    )
+    chosen = [t.params["defense"] for t in study.trials if t.state == TrialState.COMPLETE]
+    assert chosen and set(chosen) <= {"strip", "fine-pruning"}
+    assert set(result["duel"]["versions"]["defenses"]) == {"strip", "fine-pruning"}
+    assert {e["family"] for e in result["defender_mix"]} <= {"strip", "fine-pruning"}
