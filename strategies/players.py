@@ -146,12 +146,18 @@ def parse_attackers(spec: str) -> list[str]:
 
 def all_defenders() -> list[str]:
     """Every registered defense but ``none``, then every valid two-stage pipeline of them (in
-    the order filters, purifiers, detectors: ``strategies/defenses/pipeline.py``)."""
+    the order filters, purifiers, detectors: ``strategies/defenses/pipeline.py``). Two
+    detectors serve the same verdict in either order, so only one order of such a pair is
+    there; two purifiers in the other order are another system (each is fitted on the model
+    the one before serves)."""
     singles = sorted(n for n in DEFENSES if n != "none")
     pairs = []
     for first in singles:
         for second in singles:
             if first == second:
+                continue
+            both_detect = defense_class(first).kind == defense_class(second).kind == "detector"
+            if both_detect and first > second:
                 continue
             try:
                 parse_defenses(f"{first}+{second}")

@@ -94,6 +94,8 @@ def test_all_defenders_are_every_defense_and_every_valid_pair() -> None:
     assert singles == sorted(set(DEFENSES) - {"none"})
     pairs = [d for d in every if "+" in d]
     assert "strip+bdmae" in pairs and "bdmae+strip" not in pairs and "abs+strip" not in pairs
+    assert "abs+neural-cleanse" in pairs and "neural-cleanse+abs" not in pairs  # one verdict
+    assert "bdmae+februus" in pairs and "februus+bdmae" in pairs  # two different systems
     for pair in pairs:
         assert parse_defenses(pair) == pair.split("+")  # valid, in the order given
     space = DefenderSpace(every, num_classes=10)
