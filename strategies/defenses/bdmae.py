@@ -34,16 +34,9 @@ Deviations from the paper, with the reason:
   attacks; BadNets seeds 0-2: 4.2, 2.2, 2.8 points), and training it (60 epochs, about 10 s of
   one CPU core) is paid once per clean set and seed. In return it restores at the image's own
   resolution, with no resizing, at any size from 16 to 224 pixels.
-  What a restorer learns from is ``restorer_data``: the clean validation images (``val``, the
-  default), or those with four times as many procedural ``shapes`` images
-  (``val+shapes``), a generic stand-in for a large pretraining set, at the same number of
-  optimisation steps. Measured on digits (badnets, glasses, blend-noise, sig, wanet; seeds
-  0-2; ``docs/defenses.md``, "Restorers"), neither shapes variant does better than ``val``:
-  at the same cost BDMAE loses 4-8 points of clean accuracy (past the defender's gate in every
-  cell), and with five times the steps the clean accuracy comes back but more of most triggers
-  get through (a restorer that learnt generic shapes restores the trigger as well). The
-  consequence of the small restorer stands: it knows this dataset only, and a trigger it has
-  never seen is hard for it to restore, which is what the defense relies on.
+  ``restorer_data`` offers a more generic stand-in (the clean images and procedural shapes);
+  it was measured and did no better, so the clean images stay the default
+  (:data:`strategies.defenses.restoration.RESTORER_DATA`).
 * The token grid is a searched fraction of the image (``grid`` tokens per side; the paper's
   14 x 14 of a 224 image) rather than fixed patches, so that one config means the same at every
   image size.
@@ -72,8 +65,6 @@ from strategies.defenses.restoration import (
     patch_masks,
     random_tokens,
     restore,
-    restorer_images,
-    same_steps,
     token_index,
     tokens_to_pixels,
     trained_restorer,
@@ -294,13 +285,18 @@ class BDMAE(Defense[BDMAEConfig]):
     def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:
         """Train (or load) the autoencoder; the model is only ever queried for labels."""
         cfg = self.config
-        images = restorer_images(clean.x, cfg.restorer_data, self.seed)
-        recipe = same_steps(
-            RestorerRecipe(width=cfg.mae_width, epochs=cfg.mae_epochs), len(clean.x), len(images)
-        )
+        recipe = RestorerRecipe(width=cfg.mae_width, epochs=cfg.mae_epochs)
         sampler = functools.partial(patch_masks, grids=MASKS["grids"], ratios=MASKS["ratios"])
         mae = trained_restorer(
-            self.cache, "mae", images, sampler, MASKS, recipe, self.seed, version=self.version
+            self.cache,
+            "mae",
+            clean.x,
+            sampler,
+            MASKS,
+            recipe,
+            self.seed,
+            version=self.version,
+            source=cfg.restorer_data,
         )
         deployment = BDMAEDeployment(model, mae, cfg, self.seed)
         deployment.details = {"grid": cfg.grid}

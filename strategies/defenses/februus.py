@@ -23,16 +23,9 @@ Deviations from the paper, with the reason:
   downloaded, the defender holds a few hundred images, and an adversarial loss on that little
   data would make training slow and unstable for a sharper texture that 16-pixel images do not
   need. The paper's Poisson blending of the filled region is left out for the same reason.
-  What a restorer learns from is ``restorer_data``: the clean validation images (``val``, the
-  default), or those with four times as many procedural ``shapes`` images
-  (``val+shapes``), a generic stand-in for a large pretraining set, at the same number of
-  optimisation steps. Measured on digits (badnets, glasses, blend-noise, sig, wanet; seeds
-  0-2; ``docs/defenses.md``, "Restorers"), neither shapes variant does better than ``val``:
-  at the same cost BDMAE loses 4-8 points of clean accuracy (past the defender's gate in every
-  cell), and with five times the steps the clean accuracy comes back but more of most triggers
-  get through (a restorer that learnt generic shapes restores the trigger as well). The
-  consequence of the small restorer stands: it knows this dataset only, and a trigger it has
-  never seen is hard for it to restore, which is what the defense relies on.
+  ``restorer_data`` offers a more generic stand-in (the clean images and procedural shapes);
+  it was measured and did no better, so the clean images stay the default
+  (:data:`strategies.defenses.restoration.RESTORER_DATA`).
 * The heat threshold defaults to 0.5, not the authors' CIFAR-10 setting of 0.7 (Le Roux et al.
   use 0.8). On 16-pixel digits the default network's last feature stage is an 8x8 map, and the
   upsampled heat of a 3x3 corner trigger peaks at the trigger's inner corner: at 0.7 the removed
@@ -64,8 +57,6 @@ from strategies.defenses.restoration import (
     RestorerRecipe,
     box_masks,
     restore,
-    restorer_images,
-    same_steps,
     trained_restorer,
 )
 from strategies.registry import register_defense
@@ -172,22 +163,18 @@ class Februus(Defense[FebruusConfig]):
         cfg = self.config
         net = model.eval().requires_grad_(False)  # GradCAM needs no gradient of the weights
         stage = net.feature_stages[cfg.layer]
-        images = restorer_images(clean.x, cfg.restorer_data, self.seed)
-        recipe = same_steps(
-            RestorerRecipe(width=cfg.inpainter_width, epochs=cfg.inpainter_epochs),
-            len(clean.x),
-            len(images),
-        )
+        recipe = RestorerRecipe(width=cfg.inpainter_width, epochs=cfg.inpainter_epochs)
         sampler = functools.partial(box_masks, **HOLES)
         inpainter = trained_restorer(
             self.cache,
             "inpainter",
-            images,
+            clean.x,
             sampler,
             {"boxes": HOLES},
             recipe,
             self.seed,
             version=self.version,
+            source=cfg.restorer_data,
         )
         deployment = FebruusDeployment(net, net, stage, inpainter, cfg)
         _, mask = deployment.locate(clean.x)
