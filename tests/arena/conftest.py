@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 import pytest
 
 from arena.cell.setting import Setting
+from arena.core.processes import processes_under
 from arena.data import DataRef
 from arena.duels.run import DuelSpec, run_duel
 from arena.game.budget import Budget
@@ -111,6 +114,35 @@ from arena.cli.app import main
 
 sys.exit(main(sys.argv[2:]))
 """
+
+    @staticmethod
+    def trial_running(db: Path) -> bool:
+        """Whether a trial of the SQLite storage ``db`` is running, read without locking the
+        writer (``False`` while the file is missing or busy)."""
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+                row = con.execute("SELECT 1 FROM trials WHERE state = 'RUNNING'").fetchone()
+                return bool(row)
+        except sqlite3.Error:
+            return False
+
+    @staticmethod
+    def ray_session(ray_env: dict[str, str], pid: int) -> Path:
+        """The session folder of the Ray instance that driver ``pid`` started (Ray names it
+        after the driver's pid)."""
+        sessions = list(Path(ray_env["RAY_TMPDIR"]).glob(f"ray/session_*_{pid}"))
+        assert len(sessions) == 1, sessions
+        return sessions[0]
+
+    @staticmethod
+    def left_behind(ray_env: dict[str, str], pid: int, wait: float = 20) -> list[int]:
+        """The processes still holding files in driver ``pid``'s Ray session, given ``wait``
+        seconds to go (Ray's workers exit once their raylet has)."""
+        session = str(Ops.ray_session(ray_env, pid))
+        deadline = time.monotonic() + wait
+        while (left := processes_under(session)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return left
 
     @staticmethod
     def matches_reference(

@@ -109,9 +109,8 @@ def _resume_after_a_kill(
     ops: Any,
     tmp_path: Path,
 ) -> None:
-    sessions = list(Path(ray_env["RAY_TMPDIR"]).glob(f"ray/session_*_{killed}"))
-    assert len(sessions) == 1
-    left = processes_under(str(sessions[0]))  # Ray's agents outlive a killed driver
+    session = str(ops.ray_session(ray_env, killed))
+    left = processes_under(session)  # Ray's agents outlive a killed driver
     before = _studies(tmp_path / "arena.db")
     finished = {
         name: {t.number: t for t in trials if t.state == TrialState.COMPLETE}
@@ -143,7 +142,7 @@ def _resume_after_a_kill(
     )
     result = ops.duel_json(resumed)
     # the resumed run, taking over the killed driver's lease, stopped what its Ray left
-    assert left and processes_under(str(sessions[0])) == []
+    assert left and processes_under(session) == []
     assert "Ray process(es) the killed driver left running" in resumed.stderr
     after = _studies(tmp_path / "arena.db")
     ran = [t["study"] for t in result["trials"]]

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,7 +23,6 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from arena.core.processes import processes_under
 from studies.lease import lease_name
 from studies.storage import open_storage
 
@@ -52,15 +50,6 @@ def trials_wait_for_go() -> None:
 """
 
 
-def _running(db: Path) -> bool:
-    """Whether a trial is running, read without locking the writer."""
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return bool(con.execute("SELECT 1 FROM trials WHERE state = 'RUNNING'").fetchone())
-    except sqlite3.Error:  # not created yet, or busy
-        return False
-
-
 def test_a_second_driver_is_refused_and_the_first_finishes_untouched(
     reference_duel: Any, ray_env: dict[str, str], ops: Any, tmp_path: Path
 ) -> None:
@@ -79,7 +68,7 @@ def test_a_second_driver_is_refused_and_the_first_finishes_untouched(
         )
     try:
         deadline = time.monotonic() + 600
-        while not _running(tmp_path / "arena.db") and first.poll() is None:
+        while not ops.trial_running(tmp_path / "arena.db") and first.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert first.poll() is None, (tmp_path / "first.err").read_text()[-3000:]
@@ -101,12 +90,7 @@ def test_a_second_driver_is_refused_and_the_first_finishes_untouched(
         go.touch()
         assert first.wait(timeout=600) == 0, (tmp_path / "first.err").read_text()[-3000:]
         # the normal end leaves nothing of the Ray instance the first driver started
-        sessions = list(Path(ray_env["RAY_TMPDIR"]).glob(f"ray/session_*_{first.pid}"))
-        assert len(sessions) == 1, sessions
-        deadline = time.monotonic() + 20
-        while processes_under(str(sessions[0])) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert processes_under(str(sessions[0])) == []
+        assert ops.left_behind(ray_env, first.pid) == []
     finally:
         if first.poll() is None:
             first.kill()
