@@ -123,11 +123,8 @@ def vg_table(results: list[dict[str, Any]]) -> list[str]:
                 key = "far_per_trigger" if defender == "strip" else "sasr_per_trigger"
             arena = _per_trigger(rows, key)
             arena_text = " / ".join(_fmt(a) for a in arena)
-            paper_ca, paper_asr = paper.get(name, paper.get(name.replace(" oracle", ""), ("", "")))
-            if name == "neural-cleanse" and "neural-cleanse" not in paper:
-                paper_ca, paper_asr = "not run", "not run"
-            if name == "neural-cleanse oracle" and name not in paper:
-                paper_ca, paper_asr = "not run", "not run"
+            # Arena runs Neural Cleanse with and without the oracle; the paper ran one of them
+            paper_ca, paper_asr = paper.get(name, ("not run", "not run"))
             arena_ok = all(a is not None and a[0] < pf.VG_SUCCESS for a in arena)
             if baseline:
                 paper_verdict, arena_verdict, holds = "", "", ""
@@ -140,8 +137,7 @@ def vg_table(results: list[dict[str, Any]]) -> list[str]:
                     paper_ok = all(v < pf.VG_SUCCESS for v in values)
                     paper_verdict = "succeeds" if paper_ok else "fails"
                     holds = "yes" if paper_ok == arena_ok else "**no**"
-            label = name + (" (oracle target)" if "oracle" in name else "")
-            label = label.replace(" oracle (oracle target)", " (oracle target)")
+            label = name.replace(" oracle", " (oracle target)")
             lines.append(
                 f"| `{attack}` ({pf.VG_DATASETS[attack]}) | {label} | {_paper(paper_ca)} | "
                 f"{_paper(paper_asr)} | {_fmt(ca)} | {arena_text} | {paper_verdict} | "
@@ -154,12 +150,17 @@ def _lr_ok(cda: float, sda: float, sasr: float) -> bool:
     return cda - sda < pf.LR_SDA_POINTS and sasr < pf.LR_SASR
 
 
-def lr_table5(results: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| defense | attack | paper SDA / SASR (CDA) | Arena SDA / SASR (CDA) "
+def _lr_head(paper: str) -> list[str]:
+    """The head of a Le Roux et al. table; ``paper`` names the paper's column."""
+    return [
+        f"| defense | attack | {paper} | Arena SDA / SASR (CDA) "
         "| paper's verdict | Arena's verdict | holds here |",
         "|---|---|---|---|---|---|---|",
     ]
+
+
+def lr_table5(results: list[dict[str, Any]]) -> list[str]:
+    lines = _lr_head("paper SDA / SASR (CDA)")
     for defender, column in pf.LR_TABLE5.items():
         for attack in pf.LR_ATTACKS:
             rows = _rows(results, attack, defender, {})
@@ -195,11 +196,7 @@ def _lr_line(
 
 
 def lr_table8(results: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| defense | attack | paper SDA / SASR (CDA), CASIA | Arena SDA / SASR (CDA) "
-        "| paper's verdict | Arena's verdict | holds here |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = _lr_head("paper SDA / SASR (CDA), CASIA")
     for attack in pf.LR_ATTACKS:
         cda = pf.LR_CDA_CASIA[attack]
         mixed = _rows(results, attack, "strip+bdmae", {"frr_target": LR_STRIP_FRR})
