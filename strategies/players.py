@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from arena.core.cache import ArtifactCache, content_key
-from arena.core.config import config_to_dict
+from arena.core.config import config_from_dict, config_to_dict
 from arena.core.train import TrainConfig
 from strategies import ATTACKS, DEFENSES, UnknownStrategy, attack_class, defense_class
 from strategies.attacks import Attack, AttackConfig
@@ -25,6 +25,18 @@ from strategies.defenses import (
     build_defense,
     parse_defenses,
 )
+
+
+class StaleStrategy(ValueError):
+    """A recorded strategy whose code has changed version since it was played."""
+
+
+def _check_version(what: str, recorded: Any, current: int) -> None:
+    if recorded is not None and recorded != current:
+        raise StaleStrategy(
+            f"{what} was played at version {recorded} and is at version {current} now, so its "
+            "cells would not replay; run the duel again with this code"
+        )
 
 
 class _Identified:
@@ -76,6 +88,18 @@ class AttackerStrategy(_Identified):
             "train": config_to_dict(self.recipe),
         }
 
+    @classmethod
+    def from_description(cls, described: dict[str, Any]) -> AttackerStrategy:
+        """The strategy :meth:`describe` (or a ``duel.json`` mix entry) wrote; refused if the
+        attack's code has another version now (it would not be the strategy that was played)."""
+        family = described["family"]
+        _check_version(f"attack {family}", described.get("version"), attack_class(family).version)
+        return cls(
+            family,
+            config_from_dict(attack_class(family).config_cls, described["attack"]),
+            config_from_dict(TrainConfig, described["train"]),
+        )
+
     def build(
         self,
         *,
@@ -125,6 +149,19 @@ class DefenderStrategy(_Identified):
         if len(self.stages) > 1:
             described["pipeline_version"] = Pipeline.version
         return described
+
+    @classmethod
+    def from_description(cls, described: dict[str, Any]) -> DefenderStrategy:
+        """The strategy :meth:`describe` (or a ``duel.json`` mix entry) wrote; refused if a
+        stage's code (or the pipeline's) has another version now."""
+        stages = []
+        for stage in described["stages"]:
+            name = stage["name"]
+            _check_version(f"defense {name}", stage.get("version"), defense_class(name).version)
+            stages.append((name, config_from_dict(defense_class(name).config_cls, stage["config"])))
+        if len(stages) > 1:
+            _check_version("the pipeline", described.get("pipeline_version"), Pipeline.version)
+        return cls(tuple(stages))
 
     def build(self, *, seed: int, cache: ArtifactCache | None = None) -> Defense:
         return build_defense(

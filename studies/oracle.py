@@ -24,6 +24,9 @@ Faults: a trial whose worker dies (a node lost, the process killed) is run again
 ``Compute.max_failures`` times, with the same parameters; the searcher hears of the trial only
 when it ends, so the Optuna trial stays RUNNING meanwhile and is told once. Each trial records
 the node it ran on (user attribute ``node``).
+
+The audit (``arena/duels/audit.py``) uses the same oracle with another sampler (:data:`SAMPLERS`),
+a study name of its own and no warm start, so its search is independent of the duel's.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ log = logging.getLogger(__name__)
 
 Space = AttackerSpace | DefenderSpace
 SUPPORT = 1e-9  # mixes' weights at or below this are not played against
+METRIC_NAME = "post-defense attack success"
+SAMPLERS = ("tpe", "qmc", "random")
+"""The Optuna samplers an oracle may search with: TPE (the duel's oracles), scrambled Sobol
+quasi-Monte Carlo and uniform random (the audit's, independent of TPE's model)."""
 
 
 class DuelInterrupted(RuntimeError):
@@ -187,6 +194,10 @@ class TuneOracle:
     resume: bool = False
     compute: Compute = Compute()
     on_trial: Callable[[TrialEvent], None] | None = None
+    sampler: str = "tpe"
+    warm_start: bool = True
+    naming: Callable[[str, str, int], str] = study_name
+    extend: bool = False  # a larger ``trials`` than a finished study planned continues it
     tally: Tally = field(default_factory=Tally)
     events: list[TrialEvent] = field(default_factory=list)
     tuner_seconds: list[float] = field(default_factory=list)
@@ -203,7 +214,7 @@ class TuneOracle:
     def __call__(
         self, round_: int, own: Sequence[Any], opponents: Sequence[Any], opponent_mix: np.ndarray
     ) -> Response[Any]:
-        name = study_name(self.duel, self.space.side, round_)
+        name = self.naming(self.duel, self.space.side, round_)
         support = [
             (o, float(w)) for o, w in zip(opponents, opponent_mix, strict=True) if w > SUPPORT
         ]
@@ -232,13 +243,31 @@ class TuneOracle:
         )
 
     def _sampler(self, round_: int, warm: int) -> optuna.samplers.BaseSampler:
-        """TPE, seeded per duel, side and round. Its model starts from the warm-start trials
-        (the strategies this side already plays) instead of random ones: most random training
-        recipes make BadNets the user rejects, so a short search is better spent near what
-        already works, widening from there as TPE's prior allows."""
+        """The oracle's sampler (:data:`SAMPLERS`), seeded per duel, side and round. TPE's
+        model starts from the warm-start trials (the strategies this side already plays)
+        instead of random ones: most random training recipes make BadNets the user rejects, so
+        a short search is better spent near what already works, widening from there as TPE's
+        prior allows."""
         seed = zlib.crc32(f"{self.seed}/{self.space.side}/{round_}".encode())
+        if self.sampler != "tpe":  # not TPE's seed: its first draws would repeat TPE's random ones
+            seed = zlib.crc32(f"{self.seed}/{self.space.side}/{round_}/{self.sampler}".encode())
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if self.sampler == "qmc":
+                # parameters outside the space of the study's first trial (another family's
+                # fields) are drawn by its independent sampler, seeded too
+                return optuna.samplers.QMCSampler(
+                    qmc_type="sobol",
+                    scramble=True,
+                    seed=seed,
+                    independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                    warn_independent_sampling=False,
+                    warn_asynchronous_seeding=False,
+                )
+            if self.sampler == "random":
+                return optuna.samplers.RandomSampler(seed=seed)
             return optuna.samplers.TPESampler(
                 seed=seed,
                 n_startup_trials=max(1, warm),
@@ -268,15 +297,20 @@ class TuneOracle:
             load_if_exists=True,
         )
         if name not in existing:
-            warm = [self.space.encode(s) for s in own]
+            warm = [self.space.encode(s) for s in own] if self.warm_start else []
             study.set_user_attr("duel", self.duel)
             study.set_user_attr("side", self.space.side)
             study.set_user_attr("round", round_)
             study.set_user_attr("warm_start", len(warm))
+            study.set_user_attr("sampler", self.sampler)
             study.set_user_attr(
                 "opponents", [{"strategy": o.label, "weight": w} for o, w in support]
             )
             study.set_user_attr("objective", "post-defense attack success against the opponent mix")
+            with warnings.catch_warnings():  # experimental in some Optuna versions
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # the dashboard's name for the objective (else "Objective 0")
+                study.set_metric_names([METRIC_NAME])
             for params in warm:
                 study.enqueue_trial(params)
             anchors = self.space.anchors(own)
@@ -295,7 +329,12 @@ class TuneOracle:
             for t in trials
         )
         remaining = max(0, planned - done)
-        if name in existing and remaining > 0 and not self.resume:
+        wanted = int(study.user_attrs.get("warm_start", 0)) + self.trials
+        if self.extend and name in existing and wanted > planned and done >= planned:
+            # a finished study asked for more trials: the search goes on from where it ended
+            study.set_user_attr("planned_trials", wanted)
+            planned, remaining = wanted, wanted - done
+        elif name in existing and remaining > 0 and not self.resume:
             raise DuelInterrupted(
                 f"study {name} stopped after {done} of {planned} trials; continue the duel with "
                 "--resume, or start another with --name"

@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from typing import NoReturn
 
+from arena.cli.audit import AuditCommand
 from arena.cli.base import CLIError, Command
 from arena.cli.dashboard import DashboardCommand
 from arena.cli.defend import DefendCommand
@@ -22,6 +23,7 @@ from arena.cli.evaluate import EvaluateCommand
 from arena.cli.list import ListCommand
 from arena.cli.show_defense import ShowDefenseCommand
 from arena.cli.show_triggers import ShowTriggersCommand
+from arena.cli.table import TableCommand
 from arena.cli.train import TrainCommand
 
 DESCRIPTION = """\
@@ -47,6 +49,9 @@ examples:
   arena evaluate --attacker badnets --defender strip
   arena evaluate --attacker tca --defender abs --json
   arena duel --attacker tca --defender abs --budget quick
+  arena duel --attacker badnets --defender strip --budget quick --audit 20
+  arena audit badnets-vs-strip-1a2b3c4d --trials 40
+  arena table --attackers badnets,sig,wanet --defenders strip,fine-pruning --dry-run
   arena dashboard --storage sqlite:///runs/arena.db
   arena evaluate --attacker badnets --defender abs -A size=0.25 -D mask_budget=0.1
   arena train --attacker badnets --out badnet.safetensors
@@ -61,6 +66,8 @@ def commands() -> list[Command]:
         ListCommand(),
         EvaluateCommand(),
         DuelCommand(),
+        AuditCommand(),
+        TableCommand(),
         DashboardCommand(),
         TrainCommand(),
         DefendCommand(),

@@ -99,7 +99,9 @@ class DefendCommand(Command):
             out["asr_per_trigger"] = [None if m is None else m.asr for m in each.values()]
             out["sasr_per_trigger"] = [None if m is None else m.sasr for m in each.values()]
         if args.json:
-            emit_json(out)
+            from arena.cell.provenance import stamped
+
+            emit_json(stamped(out, data=ref, seeds=[args.seed]))
         else:
             from arena.report.cell import print_defend
 

@@ -17,9 +17,58 @@ from arena.cli.base import CLIError, Command
 BUDGET_HELP = """\
 budget presets (each value can be overridden by the flags below):
   quick     2 rounds, 4 attacker + 3 defender trials per round, 1 seed, CI on 2 fresh seeds
-  default   4 rounds, 10 + 8 trials, 1 seed, CI on 3 fresh seeds
-  thorough  8 rounds, 30 + 20 trials, 2 seeds per cell, CI on 5 fresh seeds
+  default   4 rounds, 10 + 8 trials, 1 seed, CI on 10 fresh seeds
+  thorough  8 rounds, 30 + 20 trials, 2 seeds per cell, CI on 16 fresh seeds
 """
+
+
+def add_compute_arguments(group: argparse._ArgumentGroup) -> None:
+    """Where trials run: the Ray cluster, the device, resources per trial, retries."""
+    group.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001'; default: "
+        "$RAY_ADDRESS if set, else a private Ray instance on this machine)",
+    )
+    group.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where trials train and infer (default auto: cuda if a GPU is visible here "
+        "or on the cluster, else cpu)",
+    )
+    group.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=None,
+        help="CPUs per trial and cell task (default: 1, or 2-4 for large networks)",
+    )
+    group.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPUs per trial with --device cuda (default: 0.25 for small networks, "
+        "0.5 or 1 for large ones)",
+    )
+    group.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="times a trial whose worker died is run again (default 2)",
+    )
+
+
+def compute_of(args: argparse.Namespace) -> Any:
+    """The :class:`~arena.cell.runner.Compute` of :func:`add_compute_arguments`' flags."""
+    from arena.cell.runner import Compute
+
+    return Compute(
+        address=args.address,
+        device=args.device,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_failures=args.max_failures,
+    )
 
 
 class DuelCommand(Command):
@@ -51,19 +100,7 @@ class DuelCommand(Command):
             "(the defender picks among every defense and valid two-stage pipeline)",
         )
         add_data_arguments(parser)
-        budget = parser.add_argument_group("budget")
-        budget.add_argument(
-            "--budget",
-            choices=("quick", "default", "thorough"),
-            default="default",
-            help="preset (default: default)",
-        )
-        budget.add_argument("--rounds", type=int, help="double-oracle rounds at most")
-        budget.add_argument("--attacker-trials", type=int, help="new trials per attacker study")
-        budget.add_argument("--defender-trials", type=int, help="new trials per defender study")
-        budget.add_argument("--epsilon", type=float, help="stop when the gap is at most this")
-        budget.add_argument("--seeds", type=int, help="seeds each cell is averaged over")
-        budget.add_argument("--ci-seeds", type=int, help="fresh seeds for the value's interval")
+        add_budget_arguments(parser, default="default")
         add_gate_arguments(parser)
         run = parser.add_argument_group("where it runs and writes")
         run.add_argument(
@@ -84,76 +121,38 @@ class DuelCommand(Command):
             action="store_true",
             help="continue a duel that stopped early, keeping every finished trial",
         )
-        run.add_argument(
-            "--address",
-            default=None,
-            help="Ray cluster to join ('auto', 'HOST:6379', 'ray://HOST:10001'; default: "
-            "$RAY_ADDRESS if set, else a private Ray instance on this machine)",
-        )
-        run.add_argument(
-            "--device",
-            choices=("auto", "cpu", "cuda"),
-            default="auto",
-            help="where trials train and infer (default auto: cuda if a GPU is visible here "
-            "or on the cluster, else cpu)",
-        )
-        run.add_argument(
-            "--cpus-per-trial",
-            type=float,
-            default=None,
-            help="CPUs per trial and cell task (default: 1, or 2-4 for large networks)",
-        )
-        run.add_argument(
-            "--gpus-per-trial",
-            type=float,
-            default=None,
-            help="GPUs per trial with --device cuda (default: 0.25 for small networks, "
-            "0.5 or 1 for large ones)",
-        )
-        run.add_argument(
-            "--max-failures",
+        add_compute_arguments(run)
+        parser.add_argument(
+            "--audit",
             type=int,
-            default=2,
-            help="times a trial whose worker died is run again (default 2)",
+            default=None,
+            metavar="TRIALS",
+            help="after the duel, audit its final mixes with TRIALS trials per side of an "
+            "independent search (what `arena audit NAME --trials TRIALS` does)",
         )
         parser.add_argument("--json", action="store_true", help="print duel.json at the end")
 
     def run(self, args: argparse.Namespace) -> int:
-        from arena.cell.runner import Compute
         from arena.core.jsonio import dumps
+        from arena.duels.audit import run_audit
         from arena.duels.run import DuelSpec, absolute_storage, preflight, run_duel
-        from arena.game.budget import BUDGETS, Budget
         from arena.report.duel import write_report
         from strategies.players import parse_attackers, parse_defenders
         from studies.lease import LeaseError
         from studies.oracle import DuelInterrupted
         from studies.storage import DEFAULT_STORAGE, redact
 
-        preset = BUDGETS[args.budget]
-        overrides = {
-            k: getattr(args, k)
-            for k in (
-                "rounds",
-                "attacker_trials",
-                "defender_trials",
-                "epsilon",
-                "seeds",
-                "ci_seeds",
-            )
-            if getattr(args, k) is not None
-        }
-        budget = Budget(**{**preset.__dict__, **overrides})
+        budget = budget_of(args)
         spec = DuelSpec(args.attacker, args.defender, setting(args), budget, seed=args.seed)
         name = args.name or spec.name
         storage = args.storage or DEFAULT_STORAGE
         out = args.out or f"runs/duels/{name}"
-        compute = Compute(
-            address=args.address,
-            device=args.device,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            max_failures=args.max_failures,
-        )
+        compute = compute_of(args)
+        audit = None
+        if args.audit is not None:
+            from arena.duels.audit import AuditSpec
+
+            audit = AuditSpec(trials=args.audit)
         # names, device, storage, cache, output folder and data are checked before anything
         # runs, so a typo costs nothing (the cluster, if any, is joined and checked by
         # run_duel, still before any work)
@@ -177,6 +176,17 @@ class DuelCommand(Command):
                 compute=compute,
                 hooks=view.hooks(show_nodes=bool(compute.target)),
             )
+            if audit is not None:
+                view.say(f"[bold]audit[/] of {name}: {audit.trials} trials per side")
+                run_audit(
+                    result,
+                    audit,
+                    storage_url=storage,
+                    out_dir=out,
+                    resume=args.resume,
+                    compute=compute,
+                    hooks=view.hooks(show_nodes=bool(compute.target), audit=True),
+                )
         except (DuelInterrupted, LeaseError) as e:  # another driver has the duel, or had it
             raise CLIError(str(e)) from None
         except KeyboardInterrupt:
@@ -191,6 +201,44 @@ class DuelCommand(Command):
         else:
             view.summary(result, [f"{out}/duel.json", *map(str, paths)], storage)
         return 0
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--budget`` (a preset) and the flags that override each of its fields."""
+    budget = parser.add_argument_group("budget")
+    budget.add_argument(
+        "--budget",
+        choices=("quick", "default", "thorough"),
+        default=default,
+        help=f"preset (default: {default})",
+    )
+    budget.add_argument("--rounds", type=int, help="double-oracle rounds at most")
+    budget.add_argument("--attacker-trials", type=int, help="new trials per attacker study")
+    budget.add_argument("--defender-trials", type=int, help="new trials per defender study")
+    budget.add_argument("--epsilon", type=float, help="stop when the gap is at most this")
+    budget.add_argument("--seeds", type=int, help="seeds each cell is averaged over")
+    budget.add_argument("--ci-seeds", type=int, help="fresh seeds for the value's interval")
+    budget.add_argument(
+        "--ci-half-width",
+        type=float,
+        help="after --ci-seeds, add the fresh seeds the first ones' spread says the "
+        "interval needs to be at most this wide each side, once (0, the default: exactly "
+        "--ci-seeds; covers 90-96%% instead of 94-96%%: docs/values.md)",
+    )
+    budget.add_argument(
+        "--max-ci-seeds", type=int, help="fresh seeds --ci-half-width may reach at most"
+    )
+
+
+def budget_of(args: argparse.Namespace) -> Any:
+    """The :class:`~arena.game.budget.Budget` of :func:`add_budget_arguments`' flags."""
+    from arena.game.budget import BUDGETS, Budget
+
+    preset = BUDGETS[args.budget]
+    fields = ("rounds", "attacker_trials", "defender_trials", "epsilon", "seeds", "ci_seeds",
+              "ci_half_width", "max_ci_seeds")  # fmt: skip
+    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    return Budget(**{**preset.__dict__, **overrides})
 
 
 class DuelView:
@@ -217,7 +265,7 @@ class DuelView:
             + (f"; on {where}" if where else "")
         )
 
-    def hooks(self, show_nodes: bool = False) -> Any:
+    def hooks(self, show_nodes: bool = False, audit: bool = False) -> Any:
         from arena.duels.run import Hooks
 
         def on_trial(e: Any) -> None:
@@ -226,8 +274,9 @@ class DuelView:
                 extra += f", retried {e.retries}x"
             if show_nodes and e.node:
                 extra += f", node {e.node[:8]}"
+            where = "audit" if audit else f"r{e.round}"
             self.say(
-                f"  r{e.round} {e.side:<8} {e.strategy:<22} payoff {e.objective:.3f}  "
+                f"  {where} {e.side:<8} {e.strategy:<22} payoff {e.objective:.3f}  "
                 f"[dim]{e.wall_seconds:.1f}s{extra}[/]"
             )
 
@@ -249,6 +298,7 @@ class DuelView:
         from rich.console import Console
         from rich.table import Table
 
+        from arena.report.duel import stopping
         from studies.storage import redact
 
         out = Console(highlight=False)
@@ -258,10 +308,10 @@ class DuelView:
         table.add_column()
         interval = (
             "n/a"
-            if ci["mean"] is None
+            if ci["mean"] is None or ci["low"] is None
             else (
                 f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] "
-                f"on {len(ci['seeds'])} fresh seeds"
+                f"re-solved on {len(ci['seeds'])} fresh seeds"
             )
         )
         pure = result["best_pure_defense"]
@@ -270,6 +320,7 @@ class DuelView:
             ("value, 95% interval", interval),
             ("bounds", f"[{result['lower_bound']:.3f}, {result['upper_bound']:.3f}]"),
             ("exploitability", f"{result['exploitability']:.3f} ({result['stopped']})"),
+            ("stopping", stopping(result)),
             ("best single defense", f"{pure['strategy']}: worst case {pure['worst_case']:.3f}"),
             (
                 "work",
@@ -281,11 +332,32 @@ class DuelView:
         for side in ("attacker", "defender"):
             mix = ", ".join(f"{e['strategy']} {e['weight']:.2f}" for e in result[f"{side}_mix"])
             rows.append((f"{side} mix", mix))
+        rows += audit_rows(result.get("audit"))
         for k, v in rows:
             table.add_row(k, v)
         out.print(table)
         out.print("wrote " + ", ".join(files))
         out.print(f"watch the studies: arena dashboard --storage {redact(storage)}")
+
+
+def audit_rows(audit: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The summary's lines for an audit: each side's confirmed response and the verdict."""
+    if not audit:
+        return []
+    from arena.report.duel import estimate, verdict
+
+    rows = [
+        (
+            f"audited {side}",
+            f"{audit[side]['strategy']}: {estimate(audit[side]['confirmed'])} "
+            f"(duel's {'upper' if side == 'attacker' else 'lower'} bound "
+            f"{audit[side]['bound']:.3f})",
+        )
+        for side in ("attacker", "defender")
+    ]
+    rows.append(("audited exploitability", estimate(audit["exploitability"])))
+    rows.append(("audit", verdict(audit)))
+    return rows
 
 
 def _where(result: dict[str, Any]) -> str:

@@ -34,9 +34,12 @@ class EvaluateCommand(Command):
 
         attacker, defender = build_players(args, args.attacker, args.defender)
         cache = writable_cache(args.cache)
-        result = evaluate(attacker, defender, setting(args), seed=args.seed, cache=cache)
+        args_setting = setting(args)
+        result = evaluate(attacker, defender, args_setting, seed=args.seed, cache=cache)
         if args.json:
-            emit_json(result.to_json())
+            from arena.cell.provenance import stamped
+
+            emit_json(stamped(result.to_json(), data=args_setting.data, seeds=[args.seed]))
         else:
             from arena.report.cell import print_cell
 

@@ -19,7 +19,9 @@ class ListCommand(Command):
 
         cat = catalog()
         if args.json:
-            emit_json(cat)
+            from arena.cell.provenance import stamped
+
+            emit_json(stamped(cat))
             return 0
         from arena.report.cell import print_catalog
 

@@ -13,7 +13,6 @@ how many trials and cell tasks ran on each node.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import time
@@ -23,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from arena.cell.play import Tally, check_measurable, check_memory_for_training, mean_payoff
+from arena.cell.provenance import stamped
 from arena.cell.rules import VERSION as RULES_VERSION
 from arena.cell.runner import (
     Compute,
@@ -42,6 +41,8 @@ from arena.core.jsonio import dumps
 from arena.core.train import TrainConfig
 from arena.game import Outcome, Round, double_oracle
 from arena.game.budget import Budget
+from arena.game.double_oracle import resolved
+from arena.game.noise import gap_resolution, measure_until, pooled_sd
 from strategies import attack_class, defense_class
 from strategies.defenses import Pipeline, parse_defenses
 from strategies.players import (
@@ -86,7 +87,7 @@ class DuelSpec:
             **self.setting.describe(),
             "rules": RULES_VERSION,
             "strategies": self.strategy_versions(),
-            "budget": asdict(self.budget),
+            "budget": self.budget.identity(),
             "seed": self.seed,
         }
         return f"{self.attacker}-vs-{self.defender}-{content_key('duel', spec)[:8]}"
@@ -157,8 +158,9 @@ def run_duel(
     storage_url = absolute_storage(storage_url)
     preflight(spec, storage_url)
     # one driver per duel: refused here if another holds the duel's lease (studies/lease.py)
-    with hold_lease(storage_url, name, resume=resume) as lease, on_local_ray(
-        lease.note_ray_session
+    with (
+        hold_lease(storage_url, name, resume=resume) as lease,
+        on_local_ray(lease.note_ray_session),
     ):
         stale = lease.took_over
         if stale is not None and stale.ray_session and stale.host == socket.gethostname():
@@ -220,6 +222,7 @@ def _run_held(
         )
     }
     cell_seconds = 0.0
+    per_seed: dict[tuple[AttackerStrategy, DefenderStrategy], list[float]] = {}
 
     def cells(pairs: Sequence[tuple[AttackerStrategy, DefenderStrategy]]) -> list[float]:
         nonlocal cell_seconds
@@ -231,13 +234,18 @@ def _run_held(
         if hooks.on_phase:
             hooks.on_phase(f"payoff matrix: {len(pairs)} new cell(s)")
         played = play_rows(rows, spec.seeds, setting, tally, compute=compute)
-        values = {
-            (a, d): mean_payoff(c)
-            for (a, ds), row in zip(rows, played, strict=True)
-            for d, c in zip(ds, row, strict=True)
-        }
+        values = {}
+        for (a, ds), row in zip(rows, played, strict=True):
+            for d, c in zip(ds, row, strict=True):
+                values[a, d] = mean_payoff(c)
+                per_seed[a, d] = [cell.payoff for cell in c]
         cell_seconds += time.perf_counter() - t0
         return [values[p] for p in pairs]
+
+    def resolution() -> float | None:
+        """The smallest gap the duel's cells resolve, from their spread over its seeds."""
+        sd = pooled_sd(list(per_seed.values()))
+        return None if sd is None else gap_resolution(sd, spec.budget.seeds)
 
     outcome = double_oracle(
         attackers.defaults(),
@@ -248,16 +256,19 @@ def _run_held(
         rounds=spec.budget.rounds,
         epsilon=spec.budget.epsilon,
         on_round=hooks.on_round,
+        resolution=resolution,
     )
     t0 = time.perf_counter()
-    if hooks.on_phase and spec.budget.ci_seeds:
-        hooks.on_phase(f"confidence interval: the support on {spec.budget.ci_seeds} fresh seed(s)")
-    ci = value_interval(outcome, spec, setting, tally, compute)
+    ci, fresh = value_interval(outcome, spec, setting, tally, compute, on_phase=hooks.on_phase)
     ci_seconds = time.perf_counter() - t0
     cell_nodes = dict(tally.nodes)
     for oracle in oracles.values():
         tally.merge(oracle.tally)
+    stopping = judge_stop(outcome, spec.budget, fresh)
     result = summarize(outcome, ci, tally)
+    result["stopped"] = stopping["reason"]
+    result["stopping"] = stopping
+    result["payoff_matrix"].update(cell_noise(outcome, spec, per_seed, fresh, ci["seeds"]))
     result["duel"] = {
         "name": name,
         "attacker": spec.attacker,
@@ -283,6 +294,7 @@ def _run_held(
     }
     result["trials"] = [asdict(e) for o in oracles.values() for e in o.events]
     result["nodes"] = node_counts(result["trials"], cell_nodes)
+    result = stamped(result, data=setting.data, seeds=[*spec.seeds, *ci["seeds"]])
     (out / "duel.json").write_text(dumps(result, indent=2, default=float))
     return result
 
@@ -298,42 +310,138 @@ def node_counts(trials: Sequence[dict[str, Any]], cell_tasks: dict[str, int]) ->
     return out
 
 
+NEAR = 0.25
+"""The interval re-measures the strategies whose payoff against the duel's opposing mix is
+within this of the value (the support always): a strategy further off enters the equilibrium
+only if a payoff moves by more than this, far beyond a cell's usual noise over seeds."""
+
+
+def interval_strategies(outcome: Outcome[Any, Any]) -> tuple[list[int], list[int]]:
+    """Rows and columns of the restricted game the interval re-measures (see :data:`NEAR`)."""
+    eq, m = outcome.equilibrium, outcome.matrix
+    against_y = m @ eq.defender_mix
+    against_x = eq.attacker_mix @ m
+    rows = [
+        i for i in range(m.shape[0]) if eq.attacker_mix[i] > 1e-9 or against_y[i] >= eq.value - NEAR
+    ]
+    cols = [
+        j for j in range(m.shape[1]) if eq.defender_mix[j] > 1e-9 or against_x[j] <= eq.value + NEAR
+    ]
+    return rows, cols
+
+
+Fresh = dict[tuple[int, int], list[float]]  # (row, column) of the matrix -> payoff per fresh seed
+
+
 def value_interval(
     outcome: Outcome[Any, Any],
     spec: DuelSpec,
     setting: Setting,
     tally: Tally,
     compute: Compute | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], Fresh]:
+    """The game's value re-measured on fresh seeds, with its 95% interval (docs/values.md):
+    the restricted game's strategies near the equilibrium (:func:`interval_strategies`) are
+    played against each other on ``budget.ci_seeds`` seeds the duel never played, the game is
+    solved again on the mean of those cells, and :func:`~arena.game.noise.game_interval` gives
+    the interval; while its half-width is above ``budget.ci_half_width``, more seeds are added
+    (up to ``budget.max_ci_seeds``). Returns the ``value_ci`` record and every fresh cell's
+    payoffs by seed."""
+    b = spec.budget
+    empty: dict[str, Any] = {"seeds": [], "values": [], "mean": None, "low": None, "high": None}
+    if b.ci_seeds == 0:
+        return empty, {}
+    rows, cols = interval_strategies(outcome)
+    fresh: Fresh = {(i, j): [] for i in rows for j in cols}
+    seeds: list[int] = []
+
+    def measure(n: int) -> np.ndarray:
+        """The next ``n`` fresh seeds' matrices over ``rows`` x ``cols``."""
+        new = [spec.seed + CI_SEED_OFFSET + k for k in range(len(seeds), len(seeds) + n)]
+        if on_phase:
+            on_phase(
+                f"confidence interval: {len(rows)} x {len(cols)} strategies on "
+                f"{len(new)} fresh seed(s)" + (f", {len(seeds)} measured" if seeds else "")
+            )
+        played = play_rows(
+            [(outcome.attackers[i], [outcome.defenders[j] for j in cols]) for i in rows],
+            new,
+            setting,
+            tally,
+            compute=compute,
+        )
+        for r, i in enumerate(rows):
+            for c, j in enumerate(cols):
+                fresh[i, j] += [cell.payoff for cell in played[r][c]]
+        seeds.extend(new)
+        return np.array(
+            [[[played[r][c][k].payoff for c in range(len(cols))] for r in range(len(rows))]
+             for k in range(len(new))]
+        )  # fmt: skip
+
+    game = measure_until(measure, first=b.ci_seeds, half_width=b.ci_half_width, most=b.max_ci_seeds)
+    record = {
+        "seeds": seeds,
+        **game.value.as_dict(),
+        "method": "restricted game re-solved on fresh seeds; Student-t on the per-seed payoffs "
+        "of its mixes",
+        "half_width": game.value.half_width,
+        "target_half_width": b.ci_half_width or None,
+        "attackers": [outcome.attackers[i].label for i in rows],
+        "defenders": [outcome.defenders[j].label for j in cols],
+        "attacker_mix": game.attacker_mix.tolist(),
+        "defender_mix": game.defender_mix.tolist(),
+    }
+    return record, fresh
+
+
+def judge_stop(outcome: Outcome[Any, Any], budget: Budget, fresh: Fresh) -> dict[str, Any]:
+    """Why the duel stopped, with the noise of its cells now that the interval measured them
+    on fresh seeds: a gap under epsilon that the noise cannot resolve is ``"within noise"``,
+    not ``"converged"`` (:func:`arena.game.double_oracle.resolved`)."""
+    last = outcome.rounds[-1]
+    sd = pooled_sd(list(fresh.values()))
+    res = last.resolution
+    if sd is not None:
+        res = gap_resolution(sd, budget.seeds)
+    reason = outcome.stopped
+    if reason == "converged" and not resolved(last.gap, res, budget.epsilon):
+        reason = "within noise"
+    return {
+        "reason": reason,
+        "gap": last.gap,
+        "epsilon": budget.epsilon,
+        "noise_sd": sd,
+        "resolution": res,
+    }
+
+
+def cell_noise(
+    outcome: Outcome[Any, Any],
+    spec: DuelSpec,
+    per_seed: dict[tuple[Any, Any], list[float]],
+    fresh: Fresh,
+    fresh_seeds: Sequence[int],
 ) -> dict[str, Any]:
-    """The equilibrium's value re-measured on fresh seeds: for each seed ``s``,
-    ``v_s = x_S^T M_s y_S`` over the two supports; the mean and a 95% Student-t interval
-    (no bounds, ``None``, from a single seed)."""
-    n = spec.budget.ci_seeds
-    x, y = outcome.equilibrium.attacker_mix, outcome.equilibrium.defender_mix
-    rows = [i for i, w in enumerate(x) if w > 1e-9]
-    cols = [j for j, w in enumerate(y) if w > 1e-9]
-    if n == 0:
-        return {"seeds": [], "values": [], "mean": None, "low": None, "high": None}
-    seeds = [spec.seed + CI_SEED_OFFSET + i for i in range(n)]
-    played = play_rows(
-        [(outcome.attackers[i], [outcome.defenders[j] for j in cols]) for i in rows],
-        seeds,
-        setting,
-        tally,
-        compute=compute,
-    )
-    values = []
-    for s in range(n):
-        m = np.array([[played[r][c][s].payoff for c in range(len(cols))] for r in range(len(rows))])
-        values.append(float(x[rows] @ m @ y[cols]))
-    mean = float(np.mean(values))
-    half = float("nan")
-    if n > 1:
-        half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
-    # payoffs are shares, so the interval is clipped to [0, 1]; one seed gives no interval
-    low = None if n < 2 else max(0.0, mean - half)
-    high = None if n < 2 else min(1.0, mean + half)
-    return {"seeds": seeds, "values": values, "mean": mean, "low": low, "high": high}
+    """Every cell's payoff on each seed it was played on (the duel's seeds, then the
+    interval's fresh ones), their mean and standard error (``None`` from one seed)."""
+    n_a, n_d = outcome.matrix.shape
+    values = [
+        [per_seed[outcome.attackers[i], outcome.defenders[j]] + fresh.get((i, j), [])
+         for j in range(n_d)]
+        for i in range(n_a)
+    ]  # fmt: skip
+
+    def stderr(v: list[float]) -> float | None:
+        return float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
+
+    return {
+        "seeds": {"duel": list(spec.seeds), "fresh": list(fresh_seeds)},
+        "per_seed": values,
+        "mean": [[float(np.mean(v)) for v in row] for row in values],
+        "stderr": [[stderr(v) for v in row] for row in values],
+    }
 
 
 def _mix(strategies: Sequence[Any], weights: np.ndarray) -> list[dict[str, Any]]:

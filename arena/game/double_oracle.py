@@ -13,7 +13,11 @@ Round ``r`` with restricted matrix ``M`` and its equilibrium ``(x, y, v)``:
     gap = UB - LB   (the NashConv of (x, y) against the oracles' findings)
 
 The loop stops when ``gap <= epsilon`` or after ``rounds`` rounds, and reports the equilibrium
-of the last round whose gap it measured.
+of the last round whose gap it measured. A gap under ``epsilon`` shows convergence only if the
+cells' seed noise can resolve it: given the noise's ``resolution`` (the smallest gap it
+resolves, :func:`arena.game.noise.gap_resolution`), the loop stops as ``"converged"`` only when
+``gap + resolution <= epsilon``, and otherwise as ``"within noise"``: more rounds on cells this
+noisy cannot tell the gap from zero, and more seeds per cell would be needed to go on.
 """
 
 from __future__ import annotations
@@ -77,12 +81,14 @@ class Round:
     defender_study: str
     added_attacker: bool = False
     added_defender: bool = False
+    resolution: float | None = None  # the smallest gap the cells' noise resolves, if known
 
 
 @dataclass
 class Outcome(Generic[A, D]):
     """Where the loop stopped: both strategy sets, the matrix, the equilibrium whose gap was
-    measured last, the rounds, and why it stopped (``"converged"`` or ``"budget"``)."""
+    measured last, the rounds, and why it stopped (``"converged"``, ``"within noise"``,
+    ``"budget"`` or ``"no new strategy"``)."""
 
     attackers: list[A]
     defenders: list[D]
@@ -133,12 +139,14 @@ def double_oracle(
     rounds: int,
     epsilon: float,
     on_round: Callable[[Round], None] | None = None,
+    resolution: Callable[[], float | None] | None = None,
 ) -> Outcome[A, D]:
     """Run the double oracle from the initial strategy sets (see the module docstring).
 
     ``cells(pairs)`` returns the payoff of each ``(attacker, defender)`` pair; it is asked only
     for cells not yet in the matrix. Oracles get the round number (from 1), their own current
-    strategies, the opponent's strategies and the opponent's mix over them.
+    strategies, the opponent's strategies and the opponent's mix over them. ``resolution()``,
+    if given, is the smallest gap the cells' noise resolves now (``None``: not known yet).
     """
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
@@ -169,6 +177,9 @@ def double_oracle(
         converged = record.gap <= epsilon
         if converged or r == rounds:
             outcome.stopped = "converged" if converged else "budget"
+            record.resolution = resolution() if resolution else None
+            if converged and not resolved(record.gap, record.resolution, epsilon):
+                outcome.stopped = "within noise"
             if on_round:
                 on_round(record)
             break
@@ -188,3 +199,9 @@ def double_oracle(
         log.info("round %d: value %.4f, bounds [%.4f, %.4f]", r, eq.value, lower, upper)
     assert outcome is not None
     return outcome
+
+
+def resolved(gap: float, resolution: float | None, epsilon: float) -> bool:
+    """Whether a measured ``gap`` shows the true gap is at most ``epsilon`` given the noise's
+    ``resolution`` (unknown noise: taken at its word)."""
+    return gap <= epsilon and (resolution is None or gap + resolution <= epsilon)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from arena.cell.provenance import SCHEMA_VERSION
 from arena.cell.result import CELL_KEYS
 from arena.cli.app import main
 from arena.core.model_files import load_model
@@ -33,6 +34,21 @@ def _user_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith(f"arena {argv[0]}: error: ")
     return lines[0]
+
+
+def check_stamp(record: dict, seeds: list[int] | None = None, data: bool = True) -> None:
+    """``record`` carries the schema version and where its numbers came from."""
+    assert record["schema_version"] == SCHEMA_VERSION
+    prov = record["provenance"]
+    assert prov["arena"]["version"] and "commit" in prov["arena"]
+    for lib in ("torch", "optuna", "ray"):
+        assert prov["libraries"][lib], lib
+    assert prov["plugins"] == {}  # Arena's own strategies only
+    if data:
+        assert prov["data"]["name"] == "digits" and len(prov["data"]["digest"]) == 64
+    else:
+        assert "data" not in prov
+    assert prov.get("seeds") == seeds
 
 
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,6 +76,7 @@ def test_command_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
 def test_list_json_names_everything(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--json"]) == 0
     cat = json.loads(capsys.readouterr().out)
+    check_stamp(cat, data=False)
     assert set(cat["attacks"]) == set(ATTACKS)
     assert set(cat["defenses"]) == set(DEFENSES)
     assert set(cat["models"]) == set(MODELS)
@@ -140,7 +157,8 @@ def test_evaluate_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path)
             "--json", "-T", "epochs=3", "--cache", str(tmp_path / "cache")]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == set(CELL_KEYS)
+    assert set(result) == {*CELL_KEYS, "schema_version", "provenance"}
+    check_stamp(result, seeds=[0])
     assert result["triggers"] == ["badnets"]  # one trigger: one entry, the cell's own
     assert result["asr_per_trigger"] == [result["asr"]]
     assert result["sasr_per_trigger"] == [result["sasr"]]
@@ -181,6 +199,7 @@ def test_train_then_defend(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
             "-D", "overlays=8"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
+    check_stamp(report, seeds=[0])
     assert {"asr", "frr", "far", "sasr", "ca", "sda", "flagged", "details"} <= set(report)
     for key in ("asr", "frr", "far", "sasr", "ca", "sda"):
         assert 0.0 <= report[key] <= 1.0, key

@@ -11,19 +11,30 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from arena.cell.provenance import SCHEMA_VERSION
 from arena.cell.setting import Setting
 from arena.data import DataRef
 from arena.duels.run import DuelSpec, run_duel
 from arena.game.budget import BUDGETS, Budget
-from arena.report.duel import write_report
+from arena.report.duel import matrix_figure, write_report
 from studies.oracle import DuelInterrupted, TuneOracle
 from studies.spaces import AttackerSpace
 from studies.storage import open_storage, study_name
 
 KEYS = {
-    "value", "value_ci", "lower_bound", "upper_bound", "exploitability", "rounds",
-    "attacker_mix", "defender_mix", "payoff_matrix", "best_pure_defense", "trainings",
-    "cache_hits", "seconds",
+    "value",
+    "value_ci",
+    "lower_bound",
+    "upper_bound",
+    "exploitability",
+    "rounds",
+    "attacker_mix",
+    "defender_mix",
+    "payoff_matrix",
+    "best_pure_defense",
+    "trainings",
+    "cache_hits",
+    "seconds",
 }
 TINY = Budget(rounds=2, attacker_trials=2, defender_trials=2, epsilon=0.0, ci_seeds=2)
 
@@ -56,6 +67,12 @@ def test_duel_json_has_every_key_and_consistent_numbers(duel: dict[str, Any]) ->
     assert 1 <= len(r["rounds"]) <= TINY.rounds
     assert r["trainings"] >= 2  # the clean model and the default BadNet at least
     assert len(r["value_ci"]["values"]) == 2
+    # where the numbers came from: the code, the libraries, the data's bytes, every seed
+    assert r["schema_version"] == SCHEMA_VERSION
+    prov = r["provenance"]
+    assert prov["seeds"] == [0, *r["value_ci"]["seeds"]]
+    assert prov["data"]["limit"] == 60 and len(prov["data"]["digest"]) == 64
+    assert {"torch", "optuna", "ray"} <= set(prov["libraries"])
 
 
 def test_storage_holds_one_study_per_side_and_round(duel: dict[str, Any]) -> None:
@@ -67,6 +84,7 @@ def test_storage_holds_one_study_per_side_and_round(duel: dict[str, Any]) -> Non
                 study_name=study_name(name, side, r["round"]), storage=storage
             )
             assert study.user_attrs["side"] == side and study.user_attrs["duel"] == name
+            assert study.metric_names == ["post-defense attack success"]  # not "Objective 0"
             trials = study.get_trials(states=(TrialState.COMPLETE,))
             assert len(trials) == study.user_attrs["planned_trials"] >= 2
             for t in trials:
@@ -92,11 +110,41 @@ def test_report_files(duel: dict[str, Any], tmp_path: Path) -> None:
     assert all(p.stat().st_size > 1000 for p in paths[1:])
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (8, 12)])
+def test_the_heatmap_keeps_its_text_inside_and_fills_the_width(
+    duel: dict[str, Any], shape: tuple[int, int]
+) -> None:
+    r = dict(duel["first"])
+    rows, cols = shape
+    r["payoff_matrix"] = {
+        "attackers": [f"mtmta+long-label#{i:06x}" for i in range(rows)],
+        "defenders": [f"strip+bdmae#{j:06x}" for j in range(cols)],
+        "values": np.random.default_rng(0).uniform(size=shape).tolist(),
+    }
+    fig = matrix_figure(r)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    ax = fig.axes[0]
+    texts = [fig._suptitle, ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(),
+             *ax.get_yticklabels()]  # fmt: skip
+    for text in texts:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1, text.get_text()
+        assert box.y0 - 1 <= extent.y0 and extent.y1 <= box.y1 + 1, text.get_text()
+    # the cells take the width the labels and the colour bar leave, not a square in the middle
+    assert ax.get_window_extent(renderer).width > 0.45 * box.width
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_an_unfinished_study_needs_resume(tmp_path: Path) -> None:
     space = AttackerSpace(["badnets"], num_classes=10)
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    oracle = TuneOracle(space, "d", Setting(), (0,), trials=2, storage_url=url,
-                        tune_dir=str(tmp_path))
+    oracle = TuneOracle(
+        space, "d", Setting(), (0,), trials=2, storage_url=url, tune_dir=str(tmp_path)
+    )
     study, remaining = oracle._prepare("d/r01/attacker", 1, space.defaults(), [])
     assert remaining == 3  # one warm start (the default) + two new trials
     done = study.ask()

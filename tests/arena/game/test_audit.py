@@ -1,0 +1,152 @@
+"""The audit on a small synthetic game: a continuous game whose duel missed a far better
+attack, searched by an Optuna study with a QMC sampler as Arena's audit searches, and measured
+with seed noise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import optuna
+import pytest
+
+from arena.game import Response
+from arena.game.audit import audit
+from arena.game.noise import t_interval
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+NOISE = 0.02
+CONFIRM = (3000, 3001, 3002)
+
+
+def payoff(a: float, d: float, seed: int) -> float:
+    """The attack at ``a`` succeeds unless the defense at ``d`` covers it (within ~0.2), with
+    seed noise; clipped to a share."""
+    clean = 1.0 - float(np.exp(-(((a - d) / 0.2) ** 2)))
+    noise = np.random.default_rng([seed, int(a * 1e6), int(d * 1e6)]).normal(0, NOISE)
+    return float(np.clip(clean + noise, 0.0, 1.0))
+
+
+def mixed(side: str, s: float, opponents: Sequence[float], w: np.ndarray, seed: int) -> float:
+    w = np.asarray(w) / np.sum(w)
+    if side == "attacker":
+        return float(sum(wk * payoff(s, o, seed) for wk, o in zip(w, opponents, strict=True)))
+    return float(sum(wk * payoff(o, s, seed) for wk, o in zip(w, opponents, strict=True)))
+
+
+def study_oracle(side: str, trials: int, searched: list[str]):  # type: ignore[no-untyped-def]
+    """A best-response search over [0, 1] by an Optuna QMC study on search seed 2000."""
+
+    def oracle(r: int, own: Sequence[float], opp: Sequence[float], mix: np.ndarray) -> Response:
+        keep = [i for i, w in enumerate(mix) if w > 1e-9]
+        sampler = optuna.samplers.QMCSampler(scramble=True, seed=7)
+        study = optuna.create_study(
+            direction="maximize" if side == "attacker" else "minimize", sampler=sampler
+        )
+        study.optimize(
+            lambda t: mixed(side, t.suggest_float("s", 0, 1), [opp[i] for i in keep],
+                            mix[keep], 2000),
+            n_trials=trials,
+        )  # fmt: skip
+        searched.append(side)
+        return Response(float(study.best_params["s"]), float(study.best_value), "synthetic", trials)
+
+    return oracle
+
+
+def measure(side: str, s: float, opponents: Sequence[float], w: np.ndarray) -> list[float]:
+    return [mixed(side, s, opponents, w, seed) for seed in CONFIRM]
+
+
+@pytest.fixture(autouse=True)
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_the_audit_finds_the_attack_the_duel_missed() -> None:
+    # the duel played attacks at 0.10 and 0.20 against a defense at 0.15 and believed no
+    # attack did better than 0.10; an attack far from 0.15 succeeds almost always
+    searched: list[str] = []
+    found = audit(
+        [0.10, 0.20],
+        [0.15],
+        np.array([0.5, 0.5]),
+        np.array([1.0]),
+        lower_bound=0.0,
+        upper_bound=0.10,
+        attacker_oracle=study_oracle("attacker", 16, searched),
+        defender_oracle=study_oracle("defender", 16, searched),
+        measure=measure,
+    )
+    assert searched == ["attacker", "defender"]
+    assert abs(found.attacker.strategy - 0.15) > 0.5  # far from the defense
+    assert found.attacker.confirmed.mean > 0.95
+    assert found.attacker.confirmed.low is not None and found.attacker.confirmed.low > 0.10
+    assert found.attacker.beats_bound
+    assert not found.defender.beats_bound  # the defense at ~0.15 was already its best
+    assert not found.stands
+    # paired over the confirmation seeds: ~1 against x, less the ~0.06 the defense concedes
+    assert found.exploitability.mean == pytest.approx(0.94, abs=0.05)
+    assert len(found.exploitability.values) == len(CONFIRM)
+
+
+def test_a_value_whose_bounds_hold_stands() -> None:
+    # bounds [0, 1] contain every payoff: no response can beat them by more than the noise
+    found = audit(
+        [0.9],
+        [0.15],
+        np.array([1.0]),
+        np.array([1.0]),
+        lower_bound=0.0,
+        upper_bound=1.0,
+        attacker_oracle=study_oracle("attacker", 8, []),
+        defender_oracle=study_oracle("defender", 8, []),
+        measure=measure,
+    )
+    assert found.stands
+    assert found.defender.confirmed.mean < 0.1  # the defense moved to cover 0.9
+    assert abs(found.defender.strategy - 0.9) < 0.2
+
+
+def test_a_defense_better_than_the_lower_bound_fails_the_value() -> None:
+    # the duel believed no defense held the attack at 0.9 below 0.5; one at 0.9 holds it at 0
+    found = audit(
+        [0.9],
+        [0.15],
+        np.array([1.0]),
+        np.array([1.0]),
+        lower_bound=0.5,
+        upper_bound=1.0,
+        attacker_oracle=study_oracle("attacker", 8, []),
+        defender_oracle=study_oracle("defender", 16, []),
+        measure=measure,
+    )
+    assert found.defender.beats_bound and not found.stands
+
+
+def test_one_confirmation_seed_is_refused() -> None:
+    with pytest.raises(ValueError, match="two or more confirmation seeds"):
+        audit(
+            [0.1],
+            [0.1],
+            np.array([1.0]),
+            np.array([1.0]),
+            lower_bound=0.0,
+            upper_bound=1.0,
+            attacker_oracle=study_oracle("attacker", 2, []),
+            defender_oracle=study_oracle("defender", 2, []),
+            measure=lambda side, s, o, w: [0.5],
+        )
+
+
+def test_t_interval() -> None:
+    est = t_interval([0.2, 0.4])
+    assert est.mean == pytest.approx(0.3)
+    # t(0.975, 1) = 12.706; sd 0.1414 / sqrt(2) = 0.1
+    assert est.high == pytest.approx(min(1.0, 0.3 + 1.2706)) and est.low == 0.0
+    free = t_interval([0.2, 0.4, 0.3], clip=None)
+    assert free.half_width == pytest.approx(4.3027 * 0.1 / np.sqrt(3), rel=1e-3)
+    assert t_interval([0.5]).low is None
+    with pytest.raises(ValueError):
+        t_interval([])
