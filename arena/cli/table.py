@@ -31,6 +31,7 @@ examples:
   arena table --attackers badnets,blend-noise --defenders strip,fine-pruning --budget quick
   arena table --attackers all --defenders strip,abs --budget quick --dry-run
   arena table --attackers badnets,sig,wanet --defenders all --no-audit
+  arena table --attackers all --defenders all --address auto --jobs 8   # on a Ray cluster
 """
 
 
@@ -96,6 +97,14 @@ class TableCommand(Command):
             help="print the duels the table would run and an estimate of their time from the "
             "cache's measured cell costs; run nothing",
         )
+        run.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="duels run at once, each a driver of its own on the same Ray (default 1: one "
+            "after another, each using every CPU; more pays on a cluster larger than one "
+            "duel's trials)",
+        )
         add_compute_arguments(run)
         parser.add_argument("--json", action="store_true", help="print table.json at the end")
 
@@ -103,13 +112,15 @@ class TableCommand(Command):
         from arena.core.jsonio import dumps
         from arena.duels.audit import AuditSpec
         from arena.duels.run import absolute_storage, preflight
-        from arena.duels.table import TableHooks, TableSpec, plan, run_table
+        from arena.duels.table import TableHooks, TableJobError, TableSpec, plan, run_table
         from arena.report.duel import write_report
         from arena.report.table import write_table
         from studies.lease import LeaseError
         from studies.oracle import DuelInterrupted
         from studies.storage import DEFAULT_STORAGE, redact
 
+        if args.jobs < 1:
+            raise CLIError(f"--jobs must be at least 1, not {args.jobs}")
         if args.no_audit and args.audit is not None:
             raise CLIError("--audit and --no-audit contradict each other; give one")
         audit = None if args.no_audit else AuditSpec(trials=args.audit, sampler=args.sampler)
@@ -150,6 +161,7 @@ class TableCommand(Command):
 
         hooks = TableHooks(
             duel=view.hooks(),
+            audit=view.hooks(audit=True),
             on_pair=on_pair,
             on_start=on_start,
             on_duel=write_report,
@@ -164,8 +176,9 @@ class TableCommand(Command):
                 resume=args.resume,
                 compute=compute,
                 hooks=hooks,
+                jobs=args.jobs,
             )
-        except (DuelInterrupted, LeaseError) as e:
+        except (DuelInterrupted, LeaseError, TableJobError) as e:
             raise CLIError(
                 str(e).replace(
                     "continue the duel with --resume", "continue the table with --resume"

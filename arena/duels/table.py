@@ -12,18 +12,26 @@ Every duel is an ordinary ``arena duel``: its studies are in the shared storage,
 and cells in the shared cache, its ``duel.json`` and report under ``runs/duels/NAME`` (so
 ``arena audit NAME`` and the dashboard see it). A table run that was stopped continues with
 ``resume``: finished duels replay from storage and cache, an unfinished one continues its
-studies. The pairs run one after another; each spreads its trials and cells over every CPU
-(or the cluster's nodes), so on one machine a second duel at once would only share the same
-cores.
+studies.
+
+The pairs run one after another, each spreading its trials and cells over every CPU (or the
+cluster's nodes); with ``jobs`` above 1, that many duels (and their audits) run at once first,
+each an ``arena duel`` driver of its own joined to the same Ray instance or cluster (Ray's
+scheduler shares the CPUs among their trials), and the table is then built from them, each
+duel replaying from storage and cache. A small duel cannot keep a large cluster busy; several
+at once can.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +44,15 @@ from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.jsonio import dumps
 from arena.duels.audit import AuditSpec, run_audit
-from arena.duels.run import CI_SEED_OFFSET, DuelSpec, Hooks, absolute_url, run_duel
-from arena.game.budget import Budget
+from arena.duels.run import (
+    CI_SEED_OFFSET,
+    DuelSpec,
+    Hooks,
+    absolute_storage,
+    absolute_url,
+    run_duel,
+)
+from arena.game.budget import Budget, flag
 from arena.game.noise import t_interval
 from strategies.players import parse_attackers, parse_defenders
 from studies.spaces import AttackerSpace, DefenderSpace
@@ -117,11 +132,12 @@ class TableHooks:
     """What a person watching sees: each duel's own lines, and a line per pair."""
 
     duel: Hooks = field(default_factory=Hooks)
+    audit: Hooks = field(default_factory=Hooks)
     on_pair: Callable[[int, int, dict[str, Any]], None] | None = None
     on_start: Callable[[int, int, DuelSpec], None] | None = None
     # the presentation layer's writers: a duel's report, and the table's files
-    on_duel: Callable[[dict[str, Any], Path], None] | None = None
-    on_record: Callable[[dict[str, Any], Path], None] | None = None
+    on_duel: Callable[[dict[str, Any], Path], object] | None = None
+    on_record: Callable[[dict[str, Any], Path], object] | None = None
 
 
 def static_payoffs(
@@ -193,14 +209,25 @@ def run_table(
     resume: bool = False,
     compute: Compute | None = None,
     hooks: TableHooks | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Play (or replay) every pair's duel, audit it if asked, and write ``table.json`` to
     ``out_dir`` after each pair (so what is done is there if the run stops), handing it to
     ``hooks.on_record`` (the CLI writes ``table.csv``, ``table.md`` and ``table.png`` there).
-    Returns ``table.json``'s content."""
+    ``jobs`` above 1 first runs that many duels at once (:func:`run_jobs`). Returns
+    ``table.json``'s content."""
     start = time.perf_counter()
     hooks = hooks or TableHooks()
     compute = compute or Compute()
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, not {jobs}")
+    if jobs > 1:
+        say = hooks.duel.on_phase or (lambda _: None)
+        with on_local_ray(lambda _: None):
+            run_jobs(
+                spec, storage_url=storage_url, duels_dir=Path(duels_dir), resume=resume,
+                compute=compute, jobs=jobs, say=say,
+            )  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -227,7 +254,7 @@ def run_table(
                 out_dir=folder,
                 resume=resume,
                 compute=compute,
-                hooks=hooks.duel,
+                hooks=hooks.audit,
             )
         if hooks.on_duel:
             hooks.on_duel(result, folder)
@@ -240,6 +267,125 @@ def run_table(
         if hooks.on_pair:
             hooks.on_pair(i, len(duels), rows[-1])
     return record
+
+
+def duel_argv(
+    duel: DuelSpec, folder: Path, storage_url: str, address: str, resume: bool, compute: Compute
+) -> list[str]:
+    """The ``arena duel`` command line of ``duel`` (the same name, so the table's replay finds
+    it), joined to the Ray at ``address``."""
+    s, d, g = duel.setting, duel.setting.data, duel.setting.gates
+    argv = [
+        "duel", "--attacker", duel.attacker, "--defender", duel.defender, "--dataset", d.name,
+        "--model", s.model, "--seed", str(duel.seed), "--cache", absolute_url(s.cache_url),
+        "--storage", storage_url, "--out", str(folder), "--address", address,
+        "--delta-attack", str(g.delta_attack), "--delta-defense", str(g.delta_defense),
+        "--frr-budget", str(g.frr_budget), "--device", compute.device,
+        "--max-failures", str(compute.max_failures),
+    ]  # fmt: skip
+    for name, value in (("--data-path", d.path), ("--image-size", d.image_size),
+                        ("--limit", d.limit), ("--cpus-per-trial", compute.cpus_per_trial),
+                        ("--gpus-per-trial", compute.gpus_per_trial)):  # fmt: skip
+        if value is not None:
+            argv += [name, str(value)]
+    for f in fields(duel.budget):
+        argv += [flag(f.name), str(getattr(duel.budget, f.name))]
+    return argv + (["--resume"] if resume else [])
+
+
+def audit_argv(
+    folder: Path, audit: AuditSpec, storage_url: str, cache_url: str, address: str, resume: bool
+) -> list[str]:
+    """The ``arena audit`` command line of the duel in ``folder``."""
+    argv = [
+        "audit", str(folder), "--sampler", audit.sampler, "--storage", storage_url,
+        "--cache", absolute_url(cache_url), "--address", address,
+    ]  # fmt: skip
+    if audit.trials is not None:
+        argv += ["--trials", str(audit.trials)]
+    if audit.confirm_seeds is not None:
+        argv += ["--confirm-seeds", str(audit.confirm_seeds)]
+    return argv + (["--resume"] if resume else [])
+
+
+class TableJobError(RuntimeError):
+    """A duel or audit that ran as a job of its own failed."""
+
+
+def run_jobs(
+    spec: TableSpec,
+    *,
+    storage_url: str,
+    duels_dir: Path,
+    resume: bool,
+    compute: Compute,
+    jobs: int,
+    say: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Every pair's duel (then its audit) as an ``arena`` process of its own, ``jobs`` at once,
+    all joined to this process's Ray (started here if it is not yet); each one's output in
+    ``duel.out`` and ``duel.err`` in its folder. Ctrl-C here stops them all, cleanly."""
+    import ray
+
+    from arena.cell.runner import ensure_ray
+
+    ensure_ray(compute.target)
+    address = compute.target or ray.get_runtime_context().gcs_address
+    storage_url = absolute_storage(storage_url)
+    queue = []
+    for duel in spec.duels():
+        folder = (duels_dir / duel.name).resolve()
+        steps = [duel_argv(duel, folder, storage_url, address, resume, compute)]
+        if spec.audit is not None:
+            cache = duel.setting.cache_url
+            steps.append(audit_argv(folder, spec.audit, storage_url, cache, address, resume))
+        queue.append((duel, folder, steps))
+    running: list[tuple[DuelSpec, Path, list[list[str]], subprocess.Popen[bytes], float]] = []
+
+    def launch(duel: DuelSpec, folder: Path, steps: list[list[str]], t0: float) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "duel.out").open("ab") as out, (folder / "duel.err").open("ab") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "arena", *steps[0]], stdout=out, stderr=err
+            )
+        running.append((duel, folder, steps[1:], proc, t0))
+
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                duel, folder, steps = queue.pop(0)
+                say(f"started {duel.attacker} vs {duel.defender} ({duel.name})")
+                launch(duel, folder, steps, time.perf_counter())
+            time.sleep(0.5)
+            for item in list(running):
+                duel, folder, rest, proc, t0 = item
+                code = proc.poll()
+                if code is None:
+                    continue
+                running.remove(item)
+                if code != 0:
+                    lines = (folder / "duel.err").read_text(errors="replace").strip().splitlines()
+                    last = lines[-1] if lines else f"exit status {code}"
+                    raise TableJobError(
+                        f"{duel.attacker} vs {duel.defender} failed: {last} "
+                        f"(its output: {folder / 'duel.err'})"
+                    )
+                if rest:
+                    launch(duel, folder, rest, t0)
+                else:
+                    say(
+                        f"finished {duel.attacker} vs {duel.defender} in "
+                        f"{time.perf_counter() - t0:.0f} s"
+                    )
+    finally:
+        for _, _, _, proc, _ in running:  # stopped early: each driver stops as at Ctrl-C
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for _, _, _, proc, _ in running:
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def defense_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

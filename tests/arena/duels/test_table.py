@@ -27,11 +27,12 @@ from arena.cli.app import main
 from arena.duels.table import COLUMNS, defense_summary, pair_row
 from arena.report.table import table_markdown
 
+# the reference duel's budget (tests/arena/conftest.py)
 BUDGET_ARGV = [
     "--limit", "60", "--seed", "0", "--budget", "quick", "--rounds", "1",
     "--attacker-trials", "2", "--defender-trials", "1", "--epsilon", "0", "--seeds", "1",
     "--ci-seeds", "2",
-]  # fmt: skip  (the reference duel's: tests/arena/conftest.py)
+]  # fmt: skip
 
 
 def table_argv(root: Path, *extra: str) -> list[str]:
@@ -152,3 +153,28 @@ def test_rows_pair_static_and_adaptive_seed_by_seed() -> None:
     md = table_markdown(record)
     assert "| a | 0.30 -> 0.60* |" in md and "| b | 0.10 -> 0.85 |" in md
     assert "not audited" in md and "| d | 0.30 (a) | 0.85 (b) | +0.55 |" in md
+
+
+def test_several_duels_at_once_join_one_ray(
+    reference_duel: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--jobs 2``: both duels (and their audits) run as drivers of their own on this
+    session's Ray, under the names the table then replays them by."""
+    shutil.copytree(reference_duel.cache, tmp_path / "cache")
+    shutil.copy(reference_duel.storage.removeprefix("sqlite:///"), tmp_path / "arena.db")
+    argv = [a for a in table_argv(tmp_path, "--jobs", "2", "--json") if a != "--no-audit"]
+    assert main([*argv, "--audit", "1", "--sampler", "random"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["complete"] and record["audit"]["trials"] == 1
+    for row in record["pairs"]:
+        folder = tmp_path / "duels" / row["duel"]
+        assert (folder / "duel.err").is_file()  # its driver ran apart, and wrote here
+        assert row["trainings"] == 0  # ... so here the duel and its audit replayed
+        assert row["audited_exploitability"] is not None and row["stands"] in (True, False)
+        assert json.loads((folder / "duel.json").read_text())["audit"]["sampler"] == "random"
+    assert record["pairs"][0]["value"] == reference_duel.result["value"]
+
+
+def test_a_failed_job_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*table_argv(tmp_path), "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
