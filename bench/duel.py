@@ -13,16 +13,33 @@ process, on a fresh cache and storage in a temporary folder, and reports:
 * the whole duel's wall time, and the second (identical) run's wall time as a share of it.
 
     python bench/duel.py [--attacker tca] [--defender abs] [--budget quick] [--json]
+
+``--profile`` instead runs the duel once, from a cold cache, and says where its time goes:
+wall and CPU seconds per phase (the data, the clean models and BadNets trained, the defenses'
+fits on the BadNet and on the clean model, the scoring passes, the driver's Optuna storage
+calls and LP solves, Ray's scheduling and transfer around each trial), per trial and in
+total, with the CPU time of every process of the duel (the driver, Ray's daemons and workers,
+read from ``/proc``) against the wall time times the CPUs: the share of the cores kept busy.
+The phases inside cells come from the cells' own clocks (``seconds`` and ``cpu_seconds`` of
+every cell the duel computed, read back from its cache); the driver's phases from timers this
+script wraps around the storage, the solver and the data loader.
+
+    python bench/duel.py --profile [--attacker tca] [--defender abs] [--budget quick] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import importlib
 import json
 import os
 import statistics
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +90,240 @@ def measure(attacker: str, defender: str, budget: str, root: Path) -> dict[str, 
     }
 
 
+CELL_PHASES = ("clean_model", "badnet", "defense", "defense_clean", "metrics")
+
+
+def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float]]:
+    """The kind (:func:`kind`) and CPU seconds (user + system) of process ``root`` and every
+    live descendant, by (pid, start time) (Linux ``/proc``; empty elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, tuple[int, str, float]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parent[int(entry)] = int(fields[1])
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        used[int(entry)] = (int(fields[19]), kind(comm, int(entry) == root), cpu)
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in used:
+            start, name, cpu = used[pid]
+            out[pid, start] = (name, cpu)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def kind(comm: str, root: bool) -> str:
+    """``driver``, ``Ray daemons`` (GCS, raylet, agents) or ``Ray workers``, by the process's
+    name (Ray workers retitle themselves ``ray::...``)."""
+    if root:
+        return "driver"
+    if comm.startswith(("gcs_server", "raylet")) or "agent" in comm.lower() or "dashboard" in comm:
+        return "Ray daemons"
+    return "Ray workers"
+
+
+class CpuSampler:
+    """The CPU seconds of this process and its descendants (the driver, Ray's daemons and
+    workers) while it runs: the tree is read every ``every`` seconds and each process counts
+    its last reading, so a worker that exits keeps what it had used (Ray's raylet does not
+    collect its workers' times; at most ``every`` seconds of each exiting process are lost)."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every = every
+        self.first = process_tree(os.getpid())
+        self.last = dict(self.first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.last.update(process_tree(os.getpid()))
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds used since the start, by kind of process."""
+        self._stop.set()
+        self._thread.join()
+        self.last.update(process_tree(os.getpid()))
+        out: dict[str, float] = {}
+        for key, (name, cpu) in self.last.items():
+            out[name] = out.get(name, 0.0) + cpu - self.first.get(key, (name, 0.0))[1]
+        return out
+
+
+class Timer:
+    """Wall and CPU seconds (this process's) spent in the wrapped callables, outermost calls
+    only (a wrapped method that calls another counts once)."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.calls = 0
+        self._depth = threading.local()
+
+    def wrap(self, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            depth = getattr(self._depth, "n", 0)
+            self._depth.n = depth + 1
+            start, cpu = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth.n = depth
+                if depth == 0:
+                    self.wall += time.perf_counter() - start
+                    self.cpu += time.process_time() - cpu
+                    self.calls += 1
+
+        return timed
+
+
+@contextlib.contextmanager
+def driver_timers() -> Iterator[dict[str, Timer]]:
+    """Timers around the driver's Optuna storage calls, its LP solves and its data loading."""
+    # by import_module: arena.game's package exports a function of the same name as the module
+    rdb = importlib.import_module("optuna.storages._rdb.storage")
+    setting_module = importlib.import_module("arena.cell.setting")
+    do = importlib.import_module("arena.game.double_oracle")
+
+    timers = {"storage": Timer(), "solver": Timer(), "data": Timer()}
+    saved: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, timer: Timer) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, timer.wrap(getattr(owner, name)))
+
+    for name, member in vars(rdb.RDBStorage).items():
+        if callable(member) and not name.startswith("_"):
+            patch(rdb.RDBStorage, name, timers["storage"])
+    patch(do, "solve_zero_sum", timers["solver"])
+    patch(setting_module, "load_data", timers["data"])
+    try:
+        yield timers
+    finally:
+        for owner, name, original in reversed(saved):
+            setattr(owner, name, original)
+
+
+def profile(
+    attacker: str, defender: str, budget: str, root: Path, limit: int | None = None
+) -> dict[str, Any]:
+    """One duel from a cold cache, and where its wall and CPU time went (module docstring);
+    ``limit``: at most that many images a split (a smoke run)."""
+    import ray
+
+    from arena.data import DataRef
+
+    load = os.getloadavg()[0]
+    setting = Setting(data=DataRef(limit=limit), cache_url=str(root / "cache"))
+    spec = DuelSpec(attacker, defender, setting, BUDGETS[budget], seed=0)
+    sampler = CpuSampler()
+    start = time.perf_counter()
+    with driver_timers() as timers:
+        result = run_duel(spec, storage_url=f"sqlite:///{root / 'arena.db'}", out_dir=root / "out")
+    wall = time.perf_counter() - start
+    by_kind = sampler.stop()
+    cpu = sum(by_kind.values())
+    cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
+    cells = [json.loads(p.read_text()) for p in (root / "cache" / "cell").glob("*/*.json")]
+    phases: dict[str, dict[str, float]] = {}
+    for name in CELL_PHASES:
+        phases[f"cell: {name}"] = {
+            "wall_s": sum(c["seconds"].get(name, 0.0) for c in cells),
+            "cpu_s": sum(c.get("cpu_seconds", {}).get(name, 0.0) for c in cells),
+        }
+    for name, timer in timers.items():
+        phases[f"driver: {name}"] = {"wall_s": timer.wall, "cpu_s": timer.cpu, "calls": timer.calls}
+    trials = result["trials"]
+    around = [t["wall_seconds"] - t["inner_seconds"] for t in trials]
+    phases["ray: around each trial"] = {"wall_s": sum(around), "cpu_s": float("nan")}
+    in_cells = sum(p["cpu_s"] for n, p in phases.items() if n.startswith("cell"))
+    in_driver = sum(t.cpu for t in timers.values())
+    nan = float("nan")
+    phases["Ray workers, outside cells (start-up, imports, Tune)"] = {
+        "wall_s": nan,
+        "cpu_s": by_kind.get("Ray workers", 0.0) - in_cells,
+    }
+    phases["driver, outside storage and solver (Tune, searcher)"] = {
+        "wall_s": nan,
+        "cpu_s": by_kind.get("driver", 0.0) - in_driver,
+    }
+    phases["Ray daemons (GCS, raylet, agents)"] = {
+        "wall_s": nan,
+        "cpu_s": by_kind.get("Ray daemons", 0.0),
+    }
+    seconds = result["seconds"]
+    return {
+        "duel": f"{attacker} vs {defender}, budget {budget}, cold cache",
+        "cpus": cpus,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cores_busy": cpu / (wall * cpus),
+        "studies_wall_s": seconds["studies"],
+        "payoff_matrix_wall_s": seconds["payoff_matrix"],
+        "interval_wall_s": seconds["confidence_interval"],
+        "trials": len(trials),
+        "trial_wall_mean_s": statistics.mean(t["wall_seconds"] for t in trials),
+        "trial_inside_mean_s": statistics.mean(t["inner_seconds"] for t in trials),
+        "cells": len(cells),
+        "trainings": result["trainings"],
+        "phases": phases,
+        "value": result["value"],
+        "load_before": load,
+    }
+
+
+def print_profile(figures: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    head = Table(title=figures["duel"], title_justify="left", show_header=False)
+    for key, value in figures.items():
+        if key not in ("duel", "phases"):
+            head.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(head)
+    table = Table(title="where the time went", title_justify="left")
+    for column in ("phase", "wall s (summed over workers)", "CPU s", "share of CPU"):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for name, p in figures["phases"].items():
+        share = p["cpu_s"] / figures["cpu_s"] if p["cpu_s"] == p["cpu_s"] else float("nan")
+        table.add_row(name, f"{p['wall_s']:.1f}", f"{p['cpu_s']:.1f}", f"{share:.0%}")
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--attacker", default="tca")
     parser.add_argument("--defender", default="abs")
     parser.add_argument("--budget", default="quick", choices=sorted(BUDGETS))
+    parser.add_argument("--profile", action="store_true", help="where one duel's time goes")
+    parser.add_argument("--limit", type=int, default=None, help="images a split (--profile)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = measure(args.attacker, args.defender, args.budget, Path(tmp))
+        if args.profile:
+            figures = profile(args.attacker, args.defender, args.budget, Path(tmp), args.limit)
+        else:
+            figures = measure(args.attacker, args.defender, args.budget, Path(tmp))
     if args.json:
         print(json.dumps(figures, indent=2))
+        return
+    if args.profile:
+        print_profile(figures)
         return
     from rich.console import Console
     from rich.table import Table

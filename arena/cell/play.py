@@ -81,16 +81,20 @@ def check_memory_for_training(setting: Setting, batch_size: int) -> None:
 
 
 class _Clock:
+    """Wall seconds and this process's CPU seconds (every thread's) of each phase of a cell."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 3)
+            self.cpu[name] = round(time.process_time() - cpu, 3)
 
 
 def score_cell(
@@ -180,7 +184,9 @@ def score_cell(
         result.sasr_per_trigger = [None if m is None else m.sasr for m in each.values()]
         result.far_per_trigger = [None if m is None else m.far for m in each.values()]
     clock.seconds["total"] = round(sum(clock.seconds.values()), 3)
+    clock.cpu["total"] = round(sum(clock.cpu.values()), 3)
     result.seconds = clock.seconds
+    result.cpu_seconds = clock.cpu
     result.trained = int(not clean.cached) + int(not bad.cached)
     return result
 
@@ -212,15 +218,17 @@ def evaluate(
 ) -> CellResult:
     """One cell as ``arena evaluate`` scores it: the data loaded (and timed) first, the defense
     run even on a BadNet the user's gate rejects, the cell itself not cached."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     check_measurable(setting.splits())
     check_memory_for_training(setting, max(attacker.recipe.batch_size, TrainConfig().batch_size))
-    data_seconds = time.perf_counter() - start
+    data_seconds, data_cpu = time.perf_counter() - start, time.process_time() - cpu
     result = score_cell(
         attacker, defender, seed, setting, cache or ArtifactCache(setting.cache_url)
     )
     result.seconds = {"data": round(data_seconds, 3), **result.seconds}
     result.seconds["total"] = round(time.perf_counter() - start, 3)
+    result.cpu_seconds = {"data": round(data_cpu, 3), **result.cpu_seconds}
+    result.cpu_seconds["total"] = round(time.process_time() - cpu, 3)
     return result
 
 

@@ -13,7 +13,9 @@ from arena.cell.rules import METRICS, Metrics, Ruling
 from arena.cell.setting import Gates
 
 PER_TRIGGER = ("triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger")
-CELL_KEYS = (*METRICS, "detection", "payoff", "gates", "seconds", *PER_TRIGGER)
+CELL_KEYS = (
+    *METRICS, "detection", "payoff", "gates", "seconds", "cpu_seconds", *PER_TRIGGER
+)  # fmt: skip
 """The keys of a cell's JSON record (``arena evaluate --json``), a public interface."""
 
 
@@ -98,6 +100,8 @@ class CellResult:
     ``triggers``, ``asr_per_trigger``, ``sasr_per_trigger`` and ``far_per_trigger`` list every
     trigger's (one entry
     for an attack with one trigger; ``None`` where a trigger could not be measured).
+    ``seconds`` holds each phase's wall seconds and ``cpu_seconds`` the CPU seconds the process
+    spent in it (every thread's; cells from before it was kept have none).
     ``trained`` (models this call trained) and ``cached`` (the whole cell came from the cache)
     describe the call, not the cell, and are not in :meth:`to_json`."""
 
@@ -111,6 +115,7 @@ class CellResult:
     payoff: float
     gates: GateRecord
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     triggers: list[str] = field(default_factory=list)
     asr_per_trigger: list[float | None] = field(default_factory=list)
     sasr_per_trigger: list[float | None] = field(default_factory=list)
@@ -154,6 +159,7 @@ class CellResult:
             "payoff": self.payoff,
             "gates": asdict(self.gates),
             "seconds": dict(self.seconds),
+            "cpu_seconds": dict(self.cpu_seconds),
             "triggers": list(self.triggers),
             "asr_per_trigger": list(self.asr_per_trigger),
             "sasr_per_trigger": list(self.sasr_per_trigger),
@@ -167,6 +173,7 @@ class CellResult:
             detection=Detection(**record["detection"]),
             gates=GateRecord(**record["gates"]),
             seconds=dict(record.get("seconds", {})),
+            cpu_seconds=dict(record.get("cpu_seconds", {})),
             triggers=list(record.get("triggers", [])),
             asr_per_trigger=list(record.get("asr_per_trigger", [])),
             sasr_per_trigger=list(record.get("sasr_per_trigger", [])),

@@ -170,6 +170,8 @@ def test_evaluate_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert result["sda"] == pytest.approx(result["ca"])
     assert result["gates"]["cached"] == {"clean_model": False, "badnet": False}
     assert all(math.isfinite(v) and v >= 0 for v in result["seconds"].values())
+    assert set(result["cpu_seconds"]) == set(result["seconds"])  # the same phases, in CPU time
+    assert result["cpu_seconds"]["badnet"] > 0  # training a BadNet is work for the CPU
     # The same cell again comes from the cache and scores the same.
     assert main(argv) == 0
     again = json.loads(capsys.readouterr().out)

@@ -30,7 +30,7 @@ def _evaluate(capsys: pytest.CaptureFixture[str], tmp_path: Path, *data: str) ->
     out, err = capsys.readouterr()
     assert code == 0, err
     result: dict[str, Any] = json.loads(out)
-    assert set(result) == set(CELL_KEYS)
+    assert set(result) == {*CELL_KEYS, "schema_version", "provenance"}
     for key in (*RATES, "payoff"):
         assert 0.0 <= result[key] <= 1.0, key
     assert result["frr"] == 0.0 and result["far"] == 1.0  # no defense: everything passes
