@@ -36,10 +36,12 @@ from arena.data import DataRef
 from arena.duels.run import DuelSpec, Hooks, absolute_storage, absolute_url, preflight
 from arena.game.audit import Audit, AuditedResponse, audit
 from arena.game.budget import Budget
+from arena.game.double_oracle import Response
 from strategies.players import AttackerStrategy, DefenderStrategy, parse_attackers, parse_defenders
 from studies.lease import hold as hold_lease
 from studies.oracle import SAMPLERS, TuneOracle
 from studies.spaces import AttackerSpace, DefenderSpace
+from studies.storage import open_storage
 
 SEARCH_SEED_OFFSET = 2000
 CONFIRM_SEED_OFFSET = 3000
@@ -228,7 +230,7 @@ def _audit(
     ) -> list[float]:
         if hooks.on_phase:
             hooks.on_phase(
-                f"audit: the {side}'s best find against {len(opponents)} opponent(s) on "
+                f"audit: a {side} response against {len(opponents)} opponent(s) on "
                 f"{len(confirm)} confirmation seed(s)"
             )
         if side == "attacker":
@@ -255,10 +257,33 @@ def _audit(
         attacker_oracle=oracles["attacker"],
         defender_oracle=oracles["defender"],
         measure=measure,
+        known_attacker=known_response(result, "attacker", spaces[0], storage_url),
+        known_defender=known_response(result, "defender", spaces[1], storage_url),
     )
     for oracle in oracles.values():
         tally.merge(oracle.tally)
     return describe_audit(found, audit_spec, trials, search_seeds, confirm, tally)
+
+
+def known_response(
+    result: dict[str, Any], side: str, space: AttackerSpace | DefenderSpace, storage_url: str
+) -> Response[Any] | None:
+    """The duel's own best response of ``side`` against the final mixes: the best trial of its
+    last round's study (the strategy behind the duel's bound), or ``None`` where the storage no
+    longer holds it."""
+    import optuna
+
+    rounds = result.get("rounds") or []
+    name = rounds[-1].get(f"{side}_study") if rounds else None
+    if not name:
+        return None
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
+        best = study.best_trial
+    except (KeyError, ValueError):
+        return None
+    strategy = space.decode(best.params)
+    return Response(strategy, float(best.value if best.value is not None else "nan"), name, 0)
 
 
 def describe_audit(
@@ -281,6 +306,7 @@ def describe_audit(
             "beats_bound": r.beats_bound,
             "study": r.study,
             "trials": r.trials,
+            "source": r.source,
         }
 
     return {

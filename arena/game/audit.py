@@ -13,6 +13,12 @@ best of many noisy trials does not inflate the estimate:
 
     audited exploitability = mean_s (u_s(a*) - l_s(d*))   (paired over the same seeds)
 
+The duel's own best responses (the strategies behind its bounds) are confirmed on the same
+seeds beside the search's finds, and each side's audited response is the better of the two
+there: an audit search that does worse than the duel's oracle (a BadNet that worked on its one
+search seed only) must not make the mixes look less exploitable than the duel already showed
+them to be. Either way the response records which it was (``source``).
+
 The duel's value **stands** unless the audit found a response better than the duel's bound by
 more than the noise: the interval of ``u(a*)`` lies wholly above UB, or that of ``l(d*)``
 wholly below LB.
@@ -26,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from arena.game.double_oracle import Oracle
+from arena.game.double_oracle import Oracle, Response
 from arena.game.noise import Estimate, t_interval
 
 A = TypeVar("A")
@@ -52,6 +58,7 @@ class AuditedResponse:
     bound: float
     study: str = ""
     trials: int = 0
+    source: str = "audit"  # "duel": the duel's own response confirmed better than the search's
 
     @property
     def beats_bound(self) -> bool:
@@ -85,25 +92,41 @@ def audit(
     attacker_oracle: Oracle[A, D],
     defender_oracle: Oracle[D, A],
     measure: Measure,
+    known_attacker: Response[A] | None = None,
+    known_defender: Response[D] | None = None,
 ) -> Audit[A, D]:
     """Audit the mixes ``(x, y)`` over ``attackers`` and ``defenders`` (see the module
     docstring). Each oracle is called once, as round 1, with the side's strategies in the
-    support of its own mix, the opponent's strategies and the opponent's mix."""
+    support of its own mix, the opponent's strategies and the opponent's mix; ``known_*`` are
+    the duel's own best responses against the same mixes, confirmed beside the finds."""
     x, y = np.asarray(attacker_mix, float), np.asarray(defender_mix, float)
     rows = [i for i, w in enumerate(x) if w > SUPPORT]
     cols = [j for j, w in enumerate(y) if w > SUPPORT]
     att = attacker_oracle(1, [attackers[i] for i in rows], list(defenders), y)
     dfn = defender_oracle(1, [defenders[j] for j in cols], list(attackers), x)
-    up = list(measure("attacker", att.strategy, [defenders[j] for j in cols], y[cols]))
-    low = list(measure("defender", dfn.strategy, [attackers[i] for i in rows], x[rows]))
+    against: dict[str, tuple[list[Any], np.ndarray, float, float]] = {
+        "attacker": ([defenders[j] for j in cols], y[cols], upper_bound, 1.0),
+        "defender": ([attackers[i] for i in rows], x[rows], lower_bound, -1.0),
+    }
+    chosen: dict[str, tuple[AuditedResponse, list[float]]] = {}
+    pairs = (("attacker", att, known_attacker), ("defender", dfn, known_defender))
+    for side, found, known in pairs:
+        opponents, weights, bound, sign = against[side]
+        values = list(measure(side, found.strategy, opponents, weights))
+        best = AuditedResponse(
+            side, found.strategy, found.value, t_interval(values), bound, found.study, found.trials
+        )
+        if known is not None and known.strategy != found.strategy:
+            theirs = list(measure(side, known.strategy, opponents, weights))
+            if sign * np.mean(theirs) > sign * np.mean(values):
+                values = theirs
+                best = AuditedResponse(
+                    side, known.strategy, known.value, t_interval(theirs), bound, known.study,
+                    known.trials, source="duel",
+                )  # fmt: skip
+        chosen[side] = best, values
+    (a, up), (d, low) = chosen["attacker"], chosen["defender"]
     if len(up) != len(low) or len(up) < 2:
         raise ValueError("the audit needs the same two or more confirmation seeds on each side")
-    responses = [
-        AuditedResponse(side, r.strategy, r.value, t_interval(v), bound, r.study, r.trials)
-        for side, r, v, bound in (
-            ("attacker", att, up, upper_bound),
-            ("defender", dfn, low, lower_bound),
-        )
-    ]
-    gap = t_interval([u - d for u, d in zip(up, low, strict=True)], clip=None)
-    return Audit(responses[0], responses[1], gap)
+    gap = t_interval([u - v for u, v in zip(up, low, strict=True)], clip=None)
+    return Audit(a, d, gap)

@@ -179,16 +179,18 @@ def audit_markdown(audit: dict[str, Any]) -> list[str]:
         f"{', '.join(map(str, audit['search_seeds']))}) for each side's best response to the "
         "other's final mix; each best find re-measured on confirmation seeds "
         f"{', '.join(map(str, audit['confirmation_seeds']))}, which neither the duel nor the "
-        "search played.",
+        "search played, beside the duel's own best response (its last round's), and the "
+        "better of the two kept.",
         "",
-        "| side | audited best response | on the search's seeds | confirmed, 95% interval "
-        "| duel's bound | beyond it |",
-        "|---|---|---|---|---|---|",
+        "| side | audited best response | found by | on its search's seeds | confirmed, 95% "
+        "interval | duel's bound | beyond it |",
+        "|---|---|---|---|---|---|---|",
     ]
     for side in ("attacker", "defender"):
         r = audit[side]
+        found_by = "the duel's oracle" if r.get("source") == "duel" else "the audit's search"
         lines.append(
-            f"| {side} | `{r['strategy']}` | {_fmt(r['search_value'])} | "
+            f"| {side} | `{r['strategy']}` | {found_by} | {_fmt(r['search_value'])} | "
             f"{estimate(r['confirmed'])} | {_fmt(r['bound'])} "
             f"({'upper' if side == 'attacker' else 'lower'}) | "
             f"{'yes' if r['beats_bound'] else 'no'} |"

@@ -62,6 +62,9 @@ def test_the_audit_record(audited: dict[str, Any]) -> None:
     assert a["attacker"]["bound"] == r["upper_bound"]
     assert a["defender"]["bound"] == r["lower_bound"]
     for side in ("attacker", "defender"):
+        assert a[side]["source"] in ("audit", "duel")
+        if a[side]["source"] == "duel":  # the duel's last-round response, kept as the better
+            assert a[side]["study"] == r["rounds"][-1][f"{side}_study"]
         c = a[side]["confirmed"]
         assert len(c["values"]) == 2 and c["low"] <= c["mean"] <= c["high"]
     paired = [u - d for u, d in zip(a["attacker"]["confirmed"]["values"],

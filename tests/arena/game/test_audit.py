@@ -125,6 +125,47 @@ def test_a_defense_better_than_the_lower_bound_fails_the_value() -> None:
     assert found.defender.beats_bound and not found.stands
 
 
+def test_a_search_worse_than_the_duels_own_response_keeps_the_duels() -> None:
+    # the duel's own attacker response (0.9, against the defense at 0.15) is far better than
+    # what a 1-trial search finds; the audited attack is the duel's, confirmed on fresh seeds,
+    # and the exploitability is not made smaller by the weaker search
+    def weak(r: int, own: Sequence[float], opp: Sequence[float], mix: np.ndarray) -> Response:
+        return Response(0.16, 0.05, "weak", 1)  # right on top of the defense
+
+    known = Response(0.9, 0.99, "duel/r02/attacker", 0)
+    found = audit(
+        [0.10],
+        [0.15],
+        np.array([1.0]),
+        np.array([1.0]),
+        lower_bound=0.0,
+        upper_bound=0.99,
+        attacker_oracle=weak,
+        defender_oracle=study_oracle("defender", 4, []),
+        measure=measure,
+        known_attacker=known,
+    )
+    assert found.attacker.source == "duel" and found.attacker.strategy == 0.9
+    assert found.attacker.study == "duel/r02/attacker"
+    assert found.attacker.confirmed.mean > 0.9
+    assert found.exploitability.mean > 0.5  # with the weak find alone it would be about 0
+    assert found.defender.source == "audit"
+    # a find better than the duel's response is kept as the audit's
+    better = audit(
+        [0.10],
+        [0.15],
+        np.array([1.0]),
+        np.array([1.0]),
+        lower_bound=0.0,
+        upper_bound=0.99,
+        attacker_oracle=study_oracle("attacker", 16, []),
+        defender_oracle=study_oracle("defender", 4, []),
+        measure=measure,
+        known_attacker=Response(0.16, 0.05, "duel/r02/attacker", 0),
+    )
+    assert better.attacker.source == "audit" and better.attacker.confirmed.mean > 0.9
+
+
 def test_one_confirmation_seed_is_refused() -> None:
     with pytest.raises(ValueError, match="two or more confirmation seeds"):
         audit(
