@@ -230,7 +230,7 @@ def _audit(
     ) -> list[float]:
         if hooks.on_phase:
             hooks.on_phase(
-                f"audit: a {side} response against {len(opponents)} opponent(s) on "
+                f"audit: the {side}'s candidate against {len(opponents)} opponent(s) on "
                 f"{len(confirm)} confirmation seed(s)"
             )
         if side == "attacker":
