@@ -65,6 +65,17 @@ SAMPLERS = ("tpe", "qmc", "random")
 quasi-Monte Carlo and uniform random (the audit's, independent of TPE's model)."""
 
 
+def best_trial(study: optuna.Study, direction: str) -> optuna.trial.FrozenTrial | None:
+    """The study's best complete trial by its value alone (the first of equals): the gates are
+    already in the payoff, and Optuna's own ``best_trial`` would skip every trial whose
+    recorded constraints say a gate fired. ``None`` if none is complete."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    pick = max if direction == "maximize" else min
+    return pick(sorted(complete, key=lambda t: t.number), key=lambda t: float(t.value or 0.0))
+
+
 class DuelInterrupted(RuntimeError):
     """A duel's study exists unfinished and the run was not asked to resume it."""
 
@@ -228,18 +239,14 @@ class TuneOracle:
                 self.setting,
             )
             self._tune(name, round_, study, job, remaining)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not complete:
+        best = best_trial(study, self.space.direction)
+        if best is None:
             raise RuntimeError(f"study {name} has no complete trial; see the errors above")
-        # by value alone: the gates are already in the payoff, and Optuna's own best_trial
-        # would skip every trial whose recorded constraints say a gate fired
-        pick = max if self.space.direction == "maximize" else min
-        best = pick(sorted(complete, key=lambda t: t.number), key=lambda t: float(t.value or 0.0))
         return Response(
             self.space.decode(best.params),
             float(best.value or 0.0),
             study=name,
-            trials=len(complete),
+            trials=len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
         )
 
     def _sampler(self, round_: int, warm: int) -> optuna.samplers.BaseSampler:

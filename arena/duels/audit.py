@@ -39,7 +39,7 @@ from arena.game.budget import Budget
 from arena.game.double_oracle import Response
 from strategies.players import AttackerStrategy, DefenderStrategy, parse_attackers, parse_defenders
 from studies.lease import hold as hold_lease
-from studies.oracle import SAMPLERS, TuneOracle
+from studies.oracle import SAMPLERS, TuneOracle, best_trial
 from studies.spaces import AttackerSpace, DefenderSpace
 from studies.storage import open_storage
 
@@ -279,11 +279,12 @@ def known_response(
         return None
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
-        best = study.best_trial
-    except (KeyError, ValueError):
+    except KeyError:
         return None
-    strategy = space.decode(best.params)
-    return Response(strategy, float(best.value if best.value is not None else "nan"), name, 0)
+    best = best_trial(study, space.direction)
+    if best is None:
+        return None
+    return Response(space.decode(best.params), float(best.value or 0.0), name, 0)
 
 
 def describe_audit(

@@ -53,7 +53,8 @@ def table_markdown(record: dict[str, Any]) -> str:
         f"{len(rows)} of {len(attackers) * len(defenders)} duels on `{record['data']['name']}`"
         f" ({record['model']}); budget: {record['budget']['rounds']} rounds of "
         f"{record['budget']['attacker_trials']}+{record['budget']['defender_trials']} trials; "
-        f"{record['seconds']:.0f} s.",
+        f"this run {record['seconds']:.0f} s (a finished duel replays in seconds; column `s`: "
+        "each pair's time in this run).",
         "",
         "Each cell: static payoff (both sides at their default settings) -> adaptive value "
         "(the duel's equilibrium), post-defense attack success, both averaged over the same "
@@ -89,6 +90,11 @@ def table_markdown(record: dict[str, Any]) -> str:
     lines += [
         "",
         "## Every pair",
+        "",
+        "Static and adaptive on the same fresh seeds; the gap is their paired difference "
+        "(negative where the tuned defense gains more than the tuned attack); bounds: the "
+        "duel's; audited exploitability: the audited attacker response minus the audited "
+        "defender response (`arena audit`).",
         "",
         "| attack | defense | static, 95% | adaptive, 95% | gap, 95% | bounds | "
         "audited exploitability | stands | s |",

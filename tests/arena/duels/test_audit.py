@@ -20,11 +20,13 @@ from arena.duels.audit import (
     AuditSpec,
     audit_study_name,
     final_mixes,
+    known_response,
     load_duel,
     run_audit,
 )
 from arena.duels.run import CI_SEED_OFFSET
 from arena.report.duel import markdown
+from studies.spaces import AttackerSpace, DefenderSpace
 from studies.storage import open_storage, sqlite_path
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -146,6 +148,25 @@ def test_final_mixes_rebuild_the_strategies(reference_duel: Any) -> None:
     stale["attacker_mix"][0]["version"] = 99
     with pytest.raises(AuditError, match="version 99 .* run the duel again"):
         final_mixes(stale)
+
+
+def test_the_duels_own_responses_are_its_last_rounds_best(reference_duel: Any) -> None:
+    """The candidates the audit confirms beside its finds: the strategies behind the duel's
+    bounds, by value alone (as the oracle picks them; Optuna's best_trial would skip a trial
+    whose constraints say a gate fired)."""
+    result = reference_duel.result
+    last = result["rounds"][-1]
+    spaces = {
+        "attacker": AttackerSpace(["badnets"], num_classes=10),
+        "defender": DefenderSpace(["strip"], num_classes=10),
+    }
+    for side, space in spaces.items():
+        known = known_response(result, side, space, reference_duel.storage)
+        assert known is not None and known.study == last[f"{side}_study"]
+        assert known.value == pytest.approx(last[f"{side}_response"])
+    missing = copy.deepcopy(result)
+    missing["rounds"][-1]["attacker_study"] = "no/such/study"
+    assert known_response(missing, "attacker", spaces["attacker"], reference_duel.storage) is None
 
 
 def test_bad_requests_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
