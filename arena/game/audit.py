@@ -13,11 +13,14 @@ best of many noisy trials does not inflate the estimate:
 
     audited exploitability = mean_s (u_s(a*) - l_s(d*))   (paired over the same seeds)
 
-The duel's own best responses (the strategies behind its bounds) are confirmed on the same
-seeds beside the search's finds, and each side's audited response is the better of the two
-there: an audit search that does worse than the duel's oracle (a BadNet that worked on its one
-search seed only) must not make the mixes look less exploitable than the duel already showed
-them to be. Either way the response records which it was (``source``).
+The duel's own best responses (the strategies behind its bounds) and the strategies of each
+side's own mix are confirmed on the same seeds beside the search's finds, and each side's
+audited response is the best of them there: an audit search that does worse than the duel's
+oracle (a BadNet that worked on its one search seed only) must not make the mixes look less
+exploitable than the duel already showed them to be. With the mix's own strategies among the
+candidates, the audited exploitability is never below 0 on average: on the same seeds, the
+best row against ``y`` scores at least ``x^T M y``, and the best column against ``x`` at most.
+The response records which candidate it was (``source``).
 
 The duel's value **stands** unless the audit found a response better than the duel's bound by
 more than the noise: the interval of ``u(a*)`` lies wholly above UB, or that of ``l(d*)``
@@ -58,7 +61,9 @@ class AuditedResponse:
     bound: float
     study: str = ""
     trials: int = 0
-    source: str = "audit"  # "duel": the duel's own response confirmed better than the search's
+    # which candidate was best on the confirmation seeds: "audit" (the search's find), "duel"
+    # (the duel's last-round response) or "mix" (a strategy of the side's own final mix)
+    source: str = "audit"
 
     @property
     def beats_bound(self) -> bool:
@@ -98,7 +103,8 @@ def audit(
     """Audit the mixes ``(x, y)`` over ``attackers`` and ``defenders`` (see the module
     docstring). Each oracle is called once, as round 1, with the side's strategies in the
     support of its own mix, the opponent's strategies and the opponent's mix; ``known_*`` are
-    the duel's own best responses against the same mixes, confirmed beside the finds."""
+    the duel's own best responses against the same mixes. Each side's find, its known response
+    and the strategies of its own mix are confirmed on the same seeds, and the best kept."""
     x, y = np.asarray(attacker_mix, float), np.asarray(defender_mix, float)
     rows = [i for i, w in enumerate(x) if w > SUPPORT]
     cols = [j for j, w in enumerate(y) if w > SUPPORT]
@@ -109,22 +115,31 @@ def audit(
         "defender": ([attackers[i] for i in rows], x[rows], lower_bound, -1.0),
     }
     chosen: dict[str, tuple[AuditedResponse, list[float]]] = {}
+    own: dict[str, list[Any]] = {
+        "attacker": [attackers[i] for i in rows],
+        "defender": [defenders[j] for j in cols],
+    }
     pairs = (("attacker", att, known_attacker), ("defender", dfn, known_defender))
     for side, found, known in pairs:
         opponents, weights, bound, sign = against[side]
-        values = list(measure(side, found.strategy, opponents, weights))
-        best = AuditedResponse(
-            side, found.strategy, found.value, t_interval(values), bound, found.study, found.trials
-        )
-        if known is not None and known.strategy != found.strategy:
-            theirs = list(measure(side, known.strategy, opponents, weights))
-            if sign * np.mean(theirs) > sign * np.mean(values):
-                values = theirs
+        candidates: list[tuple[Response[Any], str]] = [(found, "audit")]
+        if known is not None:
+            candidates.append((known, "duel"))
+        candidates += [(Response(s, float("nan")), "mix") for s in own[side]]
+        best: tuple[AuditedResponse, list[float]] | None = None
+        seen: list[Any] = []
+        for response, source in candidates:
+            if response.strategy in seen:
+                continue
+            seen.append(response.strategy)
+            values = list(measure(side, response.strategy, opponents, weights))
+            if best is None or sign * np.mean(values) > sign * np.mean(best[1]):
                 best = AuditedResponse(
-                    side, known.strategy, known.value, t_interval(theirs), bound, known.study,
-                    known.trials, source="duel",
-                )  # fmt: skip
-        chosen[side] = best, values
+                    side, response.strategy, response.value, t_interval(values), bound,
+                    response.study, response.trials, source=source,
+                ), values  # fmt: skip
+        assert best is not None
+        chosen[side] = best
     (a, up), (d, low) = chosen["attacker"], chosen["defender"]
     if len(up) != len(low) or len(up) < 2:
         raise ValueError("the audit needs the same two or more confirmation seeds on each side")

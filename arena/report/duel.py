@@ -179,8 +179,8 @@ def audit_markdown(audit: dict[str, Any]) -> list[str]:
         f"{', '.join(map(str, audit['search_seeds']))}) for each side's best response to the "
         "other's final mix; each best find re-measured on confirmation seeds "
         f"{', '.join(map(str, audit['confirmation_seeds']))}, which neither the duel nor the "
-        "search played, beside the duel's own best response (its last round's), and the "
-        "better of the two kept.",
+        "search played, beside the duel's own best response (its last round's) and the "
+        "strategies of the side's own mix, and the best of them kept.",
         "",
         "| side | audited best response | found by | on its search's seeds | confirmed, 95% "
         "interval | duel's bound | beyond it |",
@@ -188,7 +188,9 @@ def audit_markdown(audit: dict[str, Any]) -> list[str]:
     ]
     for side in ("attacker", "defender"):
         r = audit[side]
-        found_by = "the duel's oracle" if r.get("source") == "duel" else "the audit's search"
+        found_by = {"duel": "the duel's oracle", "mix": "the duel's mix"}.get(
+            r.get("source", "audit"), "the audit's search"
+        )
         lines.append(
             f"| {side} | `{r['strategy']}` | {found_by} | {_fmt(r['search_value'])} | "
             f"{estimate(r['confirmed'])} | {_fmt(r['bound'])} "

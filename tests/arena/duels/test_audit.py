@@ -64,7 +64,7 @@ def test_the_audit_record(audited: dict[str, Any]) -> None:
     assert a["attacker"]["bound"] == r["upper_bound"]
     assert a["defender"]["bound"] == r["lower_bound"]
     for side in ("attacker", "defender"):
-        assert a[side]["source"] in ("audit", "duel")
+        assert a[side]["source"] in ("audit", "duel", "mix")
         if a[side]["source"] == "duel":  # the duel's last-round response, kept as the better
             assert a[side]["study"] == r["rounds"][-1][f"{side}_study"]
         c = a[side]["confirmed"]

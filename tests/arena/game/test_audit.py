@@ -149,7 +149,27 @@ def test_a_search_worse_than_the_duels_own_response_keeps_the_duels() -> None:
     assert found.attacker.study == "duel/r02/attacker"
     assert found.attacker.confirmed.mean > 0.9
     assert found.exploitability.mean > 0.5  # with the weak find alone it would be about 0
-    assert found.defender.source == "audit"
+    assert found.defender.source in ("audit", "mix")
+
+    # both searches weak: the strategies of the duel's own mixes are confirmed beside them, so
+    # the audited exploitability cannot fall below 0 on average
+    def far(r: int, own: Sequence[float], opp: Sequence[float], mix: np.ndarray) -> Response:
+        return Response(0.95, 0.0, "weak", 1)  # nowhere near the attack at 0.10
+
+    both = audit(
+        [0.10],
+        [0.15],
+        np.array([1.0]),
+        np.array([1.0]),
+        lower_bound=0.0,
+        upper_bound=0.99,
+        attacker_oracle=weak,
+        defender_oracle=far,
+        measure=measure,
+    )
+    assert both.attacker.source == "mix" and both.attacker.strategy == 0.10
+    assert both.defender.source == "mix" and both.defender.strategy == 0.15
+    assert both.exploitability.mean >= 0
     # a find better than the duel's response is kept as the audit's
     better = audit(
         [0.10],
