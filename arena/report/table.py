@@ -136,8 +136,7 @@ def plot_table(record: dict[str, Any], path: Path) -> None:
     width = 2 * (0.9 * len(defenders) + 0.5) + 0.09 * label + 1.5
     height = 0.5 * len(attackers) + 0.09 * max(map(len, defenders), default=4) + 1.5
     fig, axes = plt.subplots(1, 2, figsize=(width, height), layout="constrained", sharey=True)
-    cmap = plt.get_cmap("Reds").copy()
-    cmap.set_bad("#d9d9d9")  # a pair not played yet: grey, not a payoff of 0
+    cmap = plt.get_cmap("Reds").with_extremes(bad="#d9d9d9")  # a pair not played yet: grey
     for ax, (kind, grid) in zip(axes, grids.items(), strict=True):
         image = ax.imshow(np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap=cmap, aspect="auto")
         ax.set_xticks(range(len(defenders)), defenders, rotation=40, ha="right")
