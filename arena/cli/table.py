@@ -111,8 +111,9 @@ class TableCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from arena.core.jsonio import dumps
         from arena.duels.audit import AuditSpec
+        from arena.duels.jobs import TableJobError
         from arena.duels.run import absolute_storage, preflight
-        from arena.duels.table import TableHooks, TableJobError, TableSpec, plan, run_table
+        from arena.duels.table import TableHooks, TableSpec, plan, run_table
         from arena.report.duel import write_report
         from arena.report.table import write_table
         from studies.lease import LeaseError

@@ -15,10 +15,9 @@ and cells in the shared cache, its ``duel.json`` and report under ``runs/duels/N
 studies.
 
 The pairs run one after another, each spreading its trials and cells over every CPU (or the
-cluster's nodes); with ``jobs`` above 1, that many duels (and their audits) run at once first,
-each an ``arena duel`` driver of its own joined to the same Ray instance or cluster (Ray's
-scheduler shares the CPUs among their trials), and the table is then built from them, each
-duel replaying from storage and cache. A small duel cannot keep a large cluster busy; several
+cluster's nodes); with ``jobs`` above 1, that many duels (and their audits) run at once first
+(:mod:`arena.duels.jobs`), and the table is then built from them, each duel replaying from
+storage and cache. A small duel cannot keep a large cluster busy; several
 at once can.
 """
 
@@ -26,12 +25,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +40,14 @@ from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.jsonio import dumps
 from arena.duels.audit import AuditSpec, run_audit
+from arena.duels.jobs import run_jobs
 from arena.duels.run import (
-    CI_SEED_OFFSET,
     DuelSpec,
     Hooks,
-    absolute_storage,
     absolute_url,
     run_duel,
 )
-from arena.game.budget import Budget, flag
+from arena.game.budget import Budget
 from arena.game.noise import t_interval
 from strategies.players import parse_attackers, parse_defenders
 from studies.spaces import AttackerSpace, DefenderSpace
@@ -184,7 +179,7 @@ def pair_row(result: dict[str, Any], static: Sequence[float], seconds: float) ->
         "audit_high": exploit.get("high"),
         "stands": audit.get("stands"),
         "seeds": len(static),
-        "trainings": result["trainings"] + (result.get("audit") or {}).get("trainings", 0),
+        "trainings": result["trainings"] + audit.get("trainings", 0),
         "seconds": round(seconds, 1),
         "duel": result["duel"]["name"],
     }
@@ -225,12 +220,13 @@ def run_table(
         say = hooks.duel.on_phase or (lambda _: None)
         with on_local_ray(lambda _: None):
             run_jobs(
-                spec, storage_url=storage_url, duels_dir=Path(duels_dir), resume=resume,
-                compute=compute, jobs=jobs, say=say,
+                spec.duels(), spec.audit, storage_url=storage_url, duels_dir=Path(duels_dir),
+                resume=resume, compute=compute, jobs=jobs, say=say,
             )  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    seeds: set[int] = set()
     tally = Tally()
     duels = spec.duels()
     for i, duel in enumerate(duels):
@@ -258,134 +254,17 @@ def run_table(
             )
         if hooks.on_duel:
             hooks.on_duel(result, folder)
-        static = static_payoffs(duel, interval_seeds(result), compute, tally)
+        measured = interval_seeds(result)
+        seeds.update([*duel.seeds, *measured])
+        static = static_payoffs(duel, measured, compute, tally)
         rows.append(pair_row(result, static, time.perf_counter() - t0))
-        record = table_record(spec, rows, time.perf_counter() - start)
+        record = table_record(spec, rows, time.perf_counter() - start, seeds)
         (out / "table.json").write_text(dumps(record, indent=2, default=float))
         if hooks.on_record:
             hooks.on_record(record, out)
         if hooks.on_pair:
             hooks.on_pair(i, len(duels), rows[-1])
     return record
-
-
-def duel_argv(
-    duel: DuelSpec, folder: Path, storage_url: str, address: str, resume: bool, compute: Compute
-) -> list[str]:
-    """The ``arena duel`` command line of ``duel`` (the same name, so the table's replay finds
-    it), joined to the Ray at ``address``."""
-    s, d, g = duel.setting, duel.setting.data, duel.setting.gates
-    argv = [
-        "duel", "--attacker", duel.attacker, "--defender", duel.defender, "--dataset", d.name,
-        "--model", s.model, "--seed", str(duel.seed), "--cache", absolute_url(s.cache_url),
-        "--storage", storage_url, "--out", str(folder), "--address", address,
-        "--delta-attack", str(g.delta_attack), "--delta-defense", str(g.delta_defense),
-        "--frr-budget", str(g.frr_budget), "--device", compute.device,
-        "--max-failures", str(compute.max_failures),
-    ]  # fmt: skip
-    for name, value in (("--data-path", d.path), ("--image-size", d.image_size),
-                        ("--limit", d.limit), ("--cpus-per-trial", compute.cpus_per_trial),
-                        ("--gpus-per-trial", compute.gpus_per_trial)):  # fmt: skip
-        if value is not None:
-            argv += [name, str(value)]
-    for f in fields(duel.budget):
-        argv += [flag(f.name), str(getattr(duel.budget, f.name))]
-    return argv + (["--resume"] if resume else [])
-
-
-def audit_argv(
-    folder: Path, audit: AuditSpec, storage_url: str, cache_url: str, address: str, resume: bool
-) -> list[str]:
-    """The ``arena audit`` command line of the duel in ``folder``."""
-    argv = [
-        "audit", str(folder), "--sampler", audit.sampler, "--storage", storage_url,
-        "--cache", absolute_url(cache_url), "--address", address,
-    ]  # fmt: skip
-    if audit.trials is not None:
-        argv += ["--trials", str(audit.trials)]
-    if audit.confirm_seeds is not None:
-        argv += ["--confirm-seeds", str(audit.confirm_seeds)]
-    return argv + (["--resume"] if resume else [])
-
-
-class TableJobError(RuntimeError):
-    """A duel or audit that ran as a job of its own failed."""
-
-
-def run_jobs(
-    spec: TableSpec,
-    *,
-    storage_url: str,
-    duels_dir: Path,
-    resume: bool,
-    compute: Compute,
-    jobs: int,
-    say: Callable[[str], None] = lambda _: None,
-) -> None:
-    """Every pair's duel (then its audit) as an ``arena`` process of its own, ``jobs`` at once,
-    all joined to this process's Ray (started here if it is not yet); each one's output in
-    ``duel.out`` and ``duel.err`` in its folder. Ctrl-C here stops them all, cleanly."""
-    import ray
-
-    from arena.cell.runner import ensure_ray
-
-    ensure_ray(compute.target)
-    address = compute.target or ray.get_runtime_context().gcs_address
-    storage_url = absolute_storage(storage_url)
-    queue = []
-    for duel in spec.duels():
-        folder = (duels_dir / duel.name).resolve()
-        steps = [duel_argv(duel, folder, storage_url, address, resume, compute)]
-        if spec.audit is not None:
-            cache = duel.setting.cache_url
-            steps.append(audit_argv(folder, spec.audit, storage_url, cache, address, resume))
-        queue.append((duel, folder, steps))
-    running: list[tuple[DuelSpec, Path, list[list[str]], subprocess.Popen[bytes], float]] = []
-
-    def launch(duel: DuelSpec, folder: Path, steps: list[list[str]], t0: float) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "duel.out").open("ab") as out, (folder / "duel.err").open("ab") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "arena", *steps[0]], stdout=out, stderr=err
-            )
-        running.append((duel, folder, steps[1:], proc, t0))
-
-    try:
-        while queue or running:
-            while queue and len(running) < jobs:
-                duel, folder, steps = queue.pop(0)
-                say(f"started {duel.attacker} vs {duel.defender} ({duel.name})")
-                launch(duel, folder, steps, time.perf_counter())
-            time.sleep(0.5)
-            for item in list(running):
-                duel, folder, rest, proc, t0 = item
-                code = proc.poll()
-                if code is None:
-                    continue
-                running.remove(item)
-                if code != 0:
-                    lines = (folder / "duel.err").read_text(errors="replace").strip().splitlines()
-                    last = lines[-1] if lines else f"exit status {code}"
-                    raise TableJobError(
-                        f"{duel.attacker} vs {duel.defender} failed: {last} "
-                        f"(its output: {folder / 'duel.err'})"
-                    )
-                if rest:
-                    launch(duel, folder, rest, t0)
-                else:
-                    say(
-                        f"finished {duel.attacker} vs {duel.defender} in "
-                        f"{time.perf_counter() - t0:.0f} s"
-                    )
-    finally:
-        for _, _, _, proc, _ in running:  # stopped early: each driver stops as at Ctrl-C
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for _, _, _, proc, _ in running:
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def defense_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -409,7 +288,11 @@ def defense_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["adaptive_worst"])
 
 
-def table_record(spec: TableSpec, rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+def table_record(
+    spec: TableSpec, rows: list[dict[str, Any]], seconds: float, seeds: Iterable[int]
+) -> dict[str, Any]:
+    """``table.json``: the pairs, each defense's summary, and the seeds every figure was
+    measured on (``seeds``: the duels' own and their intervals')."""
     record = {
         "name": spec.name,
         "attackers": list(spec.attackers),
@@ -422,20 +305,7 @@ def table_record(spec: TableSpec, rows: list[dict[str, Any]], seconds: float) ->
         "defenses": defense_summary(rows),
         "seconds": round(seconds, 1),
     }
-    return stamped(record, data=spec.setting.data, seeds=table_seeds(spec, rows))
-
-
-def table_seeds(spec: TableSpec, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Every seed the table's figures were measured on: the duels' own, their intervals'."""
-    own = [spec.seed + i for i in range(spec.budget.seeds)]
-    most = max((r["seeds"] for r in rows), default=0)
-    fresh = [spec.seed + CI_SEED_OFFSET + i for i in range(most)]
-    return [*own, *fresh]
-
-
-def load_table(out_dir: str | Path) -> dict[str, Any] | None:
-    path = Path(out_dir) / "table.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return stamped(record, data=spec.setting.data, seeds=sorted(seeds))
 
 
 def plan(

@@ -24,7 +24,7 @@ from arena.duels.audit import (
     load_duel,
     run_audit,
 )
-from arena.duels.run import CI_SEED_OFFSET
+from arena.duels.interval import CI_SEED_OFFSET
 from arena.report.duel import markdown
 from studies.spaces import AttackerSpace, DefenderSpace
 from studies.storage import open_storage, sqlite_path

@@ -86,6 +86,7 @@ def test_the_table_resumes_after_a_kill_and_replays(
     assert first["value"] == reference_duel.result["value"]
     assert record["schema_version"] == SCHEMA_VERSION
     assert record["provenance"]["data"]["limit"] == 60
+    assert record["provenance"]["seeds"] == [0, 1000, 1001]  # the duels', their intervals'
     rows = list(csv.DictReader(io.StringIO((tmp_path / "table" / "table.csv").read_text())))
     assert [r["defender"] for r in rows] == ["strip", "shrinkpad"] and set(rows[0]) == set(COLUMNS)
     for row in record["pairs"]:

@@ -5,6 +5,7 @@ with seed noise."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -59,6 +60,13 @@ def measure(side: str, s: float, opponents: Sequence[float], w: np.ndarray) -> l
     return [mixed(side, s, opponents, w, seed) for seed in CONFIRM]
 
 
+def play(attackers: list[float], defenders: list[float], **kwargs: Any) -> Any:
+    """:func:`audit` of uniform mixes over ``attackers`` and ``defenders`` (the duel's)."""
+    x = np.full(len(attackers), 1 / len(attackers))
+    y = np.full(len(defenders), 1 / len(defenders))
+    return audit(attackers, defenders, x, y, **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -68,11 +76,9 @@ def test_the_audit_finds_the_attack_the_duel_missed() -> None:
     # the duel played attacks at 0.10 and 0.20 against a defense at 0.15 and believed no
     # attack did better than 0.10; an attack far from 0.15 succeeds almost always
     searched: list[str] = []
-    found = audit(
+    found = play(
         [0.10, 0.20],
         [0.15],
-        np.array([0.5, 0.5]),
-        np.array([1.0]),
         lower_bound=0.0,
         upper_bound=0.10,
         attacker_oracle=study_oracle("attacker", 16, searched),
@@ -93,11 +99,9 @@ def test_the_audit_finds_the_attack_the_duel_missed() -> None:
 
 def test_a_value_whose_bounds_hold_stands() -> None:
     # bounds [0, 1] contain every payoff: no response can beat them by more than the noise
-    found = audit(
+    found = play(
         [0.9],
         [0.15],
-        np.array([1.0]),
-        np.array([1.0]),
         lower_bound=0.0,
         upper_bound=1.0,
         attacker_oracle=study_oracle("attacker", 8, []),
@@ -111,11 +115,9 @@ def test_a_value_whose_bounds_hold_stands() -> None:
 
 def test_a_defense_better_than_the_lower_bound_fails_the_value() -> None:
     # the duel believed no defense held the attack at 0.9 below 0.5; one at 0.9 holds it at 0
-    found = audit(
+    found = play(
         [0.9],
         [0.15],
-        np.array([1.0]),
-        np.array([1.0]),
         lower_bound=0.5,
         upper_bound=1.0,
         attacker_oracle=study_oracle("attacker", 8, []),
@@ -133,11 +135,9 @@ def test_a_search_worse_than_the_duels_own_response_keeps_the_duels() -> None:
         return Response(0.16, 0.05, "weak", 1)  # right on top of the defense
 
     known = Response(0.9, 0.99, "duel/r02/attacker", 0)
-    found = audit(
+    found = play(
         [0.10],
         [0.15],
-        np.array([1.0]),
-        np.array([1.0]),
         lower_bound=0.0,
         upper_bound=0.99,
         attacker_oracle=weak,
@@ -156,11 +156,9 @@ def test_a_search_worse_than_the_duels_own_response_keeps_the_duels() -> None:
     def far(r: int, own: Sequence[float], opp: Sequence[float], mix: np.ndarray) -> Response:
         return Response(0.95, 0.0, "weak", 1)  # nowhere near the attack at 0.10
 
-    both = audit(
+    both = play(
         [0.10],
         [0.15],
-        np.array([1.0]),
-        np.array([1.0]),
         lower_bound=0.0,
         upper_bound=0.99,
         attacker_oracle=weak,
@@ -171,11 +169,9 @@ def test_a_search_worse_than_the_duels_own_response_keeps_the_duels() -> None:
     assert both.defender.source == "mix" and both.defender.strategy == 0.15
     assert both.exploitability.mean >= 0
     # a find better than the duel's response is kept as the audit's
-    better = audit(
+    better = play(
         [0.10],
         [0.15],
-        np.array([1.0]),
-        np.array([1.0]),
         lower_bound=0.0,
         upper_bound=0.99,
         attacker_oracle=study_oracle("attacker", 16, []),
@@ -188,11 +184,9 @@ def test_a_search_worse_than_the_duels_own_response_keeps_the_duels() -> None:
 
 def test_one_confirmation_seed_is_refused() -> None:
     with pytest.raises(ValueError, match="two or more confirmation seeds"):
-        audit(
+        play(
             [0.1],
             [0.1],
-            np.array([1.0]),
-            np.array([1.0]),
             lower_bound=0.0,
             upper_bound=1.0,
             attacker_oracle=study_oracle("attacker", 2, []),
