@@ -25,6 +25,16 @@ every cell the duel computed, read back from its cache); the driver's phases fro
 script wraps around the storage, the solver and the data loader.
 
     python bench/duel.py --profile [--attacker tca] [--defender abs] [--budget quick] [--json]
+
+``--compare REF`` plays the same duels from a cold cache on this checkout and on the commit
+REF (a git worktree of it in a temporary folder, imported first through ``PYTHONPATH`` by the
+driver and its Ray workers), interleaved pair by pair (REF first, then this code; the order
+swaps on each repeat), each ``arena duel ... --json`` its own process with its own cache and
+storage: wall time, value and its 95% interval, the 1-minute load before and after. Default
+pairs ``tca:abs,badnets:strip``, budget ``default``.
+
+    python bench/duel.py --compare d1b43f7 [--pairs tca:abs,badnets:strip] [--budget default]
+    python bench/duel.py --compare d1b43f7 --budget quick --repeats 3
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ import importlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -162,6 +174,10 @@ class CpuSampler:
             out[name] = out.get(name, 0.0) + cpu - self.first.get(key, (name, 0.0))[1]
         return out
 
+    def started(self, name: str) -> int:
+        """How many processes of kind ``name`` started while it ran."""
+        return sum(k not in self.first and n == name for k, (n, _) in self.last.items())
+
 
 class Timer:
     """Wall and CPU seconds (this process's) spent in the wrapped callables, outermost calls
@@ -283,6 +299,7 @@ def profile(
         "phases": phases,
         "value": result["value"],
         "load_before": load,
+        "worker_processes": sampler.started("Ray workers"),
     }
 
 
@@ -305,6 +322,83 @@ def print_profile(figures: dict[str, Any]) -> None:
     console.print(table)
 
 
+def play(checkout: Path, pythonpath: str | None, pair: str, budget: str, root: Path) -> dict:
+    """One cold ``arena duel`` of ``pair`` (``attacker:defender``) run by ``checkout``'s code in
+    its own process: its wall time, value, interval and the load around it."""
+    attacker, defender = pair.split(":")
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+    argv = [
+        sys.executable, "-m", "arena", "duel", "--attacker", attacker, "--defender", defender,
+        "--budget", budget, "--cache", str(root / "cache"),
+        "--storage", f"sqlite:///{root / 'arena.db'}", "--out", str(root / "out"), "--json",
+    ]  # fmt: skip
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=checkout, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{pair} on {checkout} failed:\n{done.stderr[-3000:]}")
+    result, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{") :])
+    ci = result.get("value_ci") or {}
+    return {
+        "wall_s": round(wall, 1),
+        "value": result["value"],
+        "ci": [ci.get("low"), ci.get("high")],
+        "trainings": result["trainings"],
+        "load_before": round(load, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def within(value: float, ci: list[float | None]) -> bool | None:
+    low, high = ci
+    return None if low is None or high is None else low - 1e-9 <= value <= high + 1e-9
+
+
+def compare(ref: str, pairs: list[str], budget: str, repeats: int, tmp: Path) -> dict:
+    """Each pair on ``ref`` and on this checkout, interleaved (see the module docstring)."""
+    here = Path(__file__).resolve().parents[1]
+    tree = tmp / "ref"
+    subprocess.run(
+        ["git", "-C", str(here), "worktree", "add", "--detach", str(tree), ref],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        runs: dict[str, dict[str, list[dict]]] = {p: {"ref": [], "current": []} for p in pairs}
+        for r in range(repeats):
+            for pair in pairs:
+                order = [("ref", tree, str(tree)), ("current", here, None)]
+                for side, checkout, path in order if r % 2 == 0 else order[::-1]:
+                    root = tmp / f"{side}-{pair.replace(':', '-')}-{r}"
+                    figures = play(checkout, path, pair, budget, root)
+                    runs[pair][side].append(figures)
+                    print(f"{pair} {side}: {figures}", file=sys.stderr)
+        out = {"ref": ref, "ref_commit": commit, "budget": budget, "pairs": {}}
+        for pair, sides in runs.items():
+            ref_wall = statistics.median(f["wall_s"] for f in sides["ref"])
+            cur_wall = statistics.median(f["wall_s"] for f in sides["current"])
+            last_ref, last_cur = sides["ref"][-1], sides["current"][-1]
+            out["pairs"][pair] = {
+                **sides,
+                "wall_ratio": round(cur_wall / ref_wall, 3),
+                "current_value_in_ref_ci": within(last_cur["value"], last_ref["ci"]),
+                "ref_value_in_current_ci": within(last_ref["value"], last_cur["ci"]),
+            }
+        return out
+    finally:
+        subprocess.run(
+            ["git", "-C", str(here), "worktree", "remove", "--force", str(tree)],
+            capture_output=True,
+        )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--attacker", default="tca")
@@ -313,8 +407,18 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="where one duel's time goes")
     parser.add_argument("--limit", type=int, default=None, help="images a split (--profile)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--compare", metavar="REF", help="this code against commit REF")
+    parser.add_argument("--pairs", default="tca:abs,badnets:strip", help="with --compare")
+    parser.add_argument("--repeats", type=int, default=1, help="with --compare")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.compare:
+            budget = (
+                "default" if args.budget == "quick" and "--budget" not in sys.argv else args.budget
+            )
+            figures = compare(args.compare, args.pairs.split(","), budget, args.repeats, Path(tmp))
+            print(json.dumps(figures, indent=2))
+            return
         if args.profile:
             figures = profile(args.attacker, args.defender, args.budget, Path(tmp), args.limit)
         else:

@@ -21,3 +21,4 @@ class TrialEvent:
     cache_hits: int
     node: str = ""
     retries: int = 0
+    pruned: str = ""  # why the pruning rule stopped the trial; empty if it ran to the end

@@ -1,11 +1,12 @@
 """The best-response oracle: one Optuna study per side and round, its trials run by Ray Tune.
 
-Each call runs a ``Tuner`` over :func:`run_trial` with ``OptunaSearch(define-by-run space,
-study_name=..., storage=...)``. A trial plays one strategy against every opponent strategy in
-the support of the opponent's mix (for every seed of the duel) and reports the mix-weighted
-payoff as ``objective``, with the papers' metrics. On the Optuna trial, the metrics become user
-attributes and both gates' margins become ``constraints`` (positive: the gate fired), so the
-dashboard shows them next to each payoff.
+Each call runs a ``Tuner`` over :func:`studies.trial.run_trial` with
+``OptunaSearch(define-by-run space, study_name=..., storage=...)``; each trial's actor hands its
+work to a Ray task on a pooled, warm worker (``studies/trial.py``). A trial plays one strategy
+against every opponent strategy in the support of the opponent's mix (for every seed of the
+duel) and reports the mix-weighted payoff as ``objective``, with the papers' metrics. On the
+Optuna trial, the metrics become user attributes and both gates' margins become
+``constraints`` (positive: the gate fired), so the dashboard shows them next to each payoff.
 
 Warm start: a new study is seeded with ``enqueue_trial`` of every strategy the side already
 plays, so each round's search starts from what earlier rounds found; then half of its new
@@ -25,13 +26,18 @@ Faults: a trial whose worker dies (a node lost, the process killed) is run again
 when it ends, so the Optuna trial stays RUNNING meanwhile and is told once. Each trial records
 the node it ran on (user attribute ``node``).
 
+Pruning (``prune``, attacker studies of a duel): a trial whose BadNet cannot pass the user's
+gate stops early (:mod:`arena.cell.pruning`) and is told to its study as pruned, with the
+BadNet's learning curve as its intermediate values; every attacker trial records its curve. A
+pruned trial is never a study's answer (:func:`best_trial` reads complete trials only), so it
+never enters the payoff matrix.
+
 The audit (``arena/duels/audit.py``) uses the same oracle with another sampler (:data:`SAMPLERS`),
 a study name of its own and no warm start, so its search is independent of the duel's.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import warnings
@@ -44,20 +50,25 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from arena.cell.play import Tally, mean_payoff, play, play_row
-from arena.cell.result import CellResult
+from arena.cell.play import Tally
+from arena.cell.pruning import GateRule
 from arena.cell.rules import METRICS
-from arena.cell.runner import Compute, cluster_info, ensure_ray, plan_resources, prepare_worker
+from arena.cell.runner import (
+    TRIAL_ACTOR_CPU,
+    Compute,
+    cluster_info,
+    ensure_ray,
+    plan_resources,
+)
 from arena.cell.setting import Setting
 from arena.game import Response
-from strategies.players import AttackerStrategy
 from studies.events import TrialEvent
-from studies.spaces import AttackerSpace, DefenderSpace
+from studies.scoring import Space, TrialJob
 from studies.storage import open_storage, study_name
+from studies.trial import run_trial, score_task
 
 log = logging.getLogger(__name__)
 
-Space = AttackerSpace | DefenderSpace
 SUPPORT = 1e-9  # mixes' weights at or below this are not played against
 METRIC_NAME = "post-defense attack success"
 SAMPLERS = ("tpe", "qmc", "random")
@@ -80,73 +91,6 @@ class DuelInterrupted(RuntimeError):
     """A duel's study exists unfinished and the run was not asked to resume it."""
 
 
-@dataclass(frozen=True)
-class TrialJob:
-    """What a trial needs besides its parameters (shipped once through Ray's object store)."""
-
-    space: Space
-    opponents: tuple[Any, ...]
-    weights: tuple[float, ...]
-    seeds: tuple[int, ...]
-    setting: Setting
-
-
-def score_trial(params: dict[str, Any], job: TrialJob) -> dict[str, Any]:
-    """The trial's objective and metrics: its strategy against each opponent of the support,
-    weighted by the opponent's mix, each cell averaged over the duel's seeds."""
-    start = time.perf_counter()
-    strategy = job.space.decode(params)
-    if isinstance(strategy, AttackerStrategy):
-        rows = play_row(strategy, job.opponents, job.seeds, job.setting)
-    else:
-        rows = [[play(a, strategy, s, job.setting) for s in job.seeds] for a in job.opponents]
-    weights = np.asarray(job.weights) / sum(job.weights)
-    cells: list[CellResult] = [c for row in rows for c in row]
-
-    def weighted(value: Callable[[CellResult], float | None]) -> float | None:
-        """Mix-weighted mean over opponents of the seed-mean; cells without the value (the
-        user's gate fired, so no defense ran) are left out, ``None`` if all are."""
-        total = norm = 0.0
-        for w, row in zip(weights, rows, strict=True):
-            values = [v for v in map(value, row) if v is not None]
-            if values:
-                total, norm = total + w * float(np.mean(values)), norm + w
-        return total / norm if norm else None
-
-    margins = [c.gate_margins() for c in cells]
-    tally = Tally()
-    for c in cells:
-        tally.add(c)
-    return {
-        "objective": weighted(_payoff),
-        **{m: weighted(functools.partial(CellResult.metric, name=m)) for m in METRICS},
-        "flagged": weighted(lambda c: _share(c.detection.badnet)),
-        "clean_flagged": weighted(lambda c: _share(c.detection.clean)),
-        "constraints": [max(m[0] for m in margins), max(m[1] for m in margins)],
-        "payoffs": [mean_payoff(row) for row in rows],
-        "strategy": strategy.label,
-        "trained": tally.trained,
-        "cache_hits": tally.cache_hits,
-        "inner_seconds": time.perf_counter() - start,
-    }
-
-
-def _payoff(cell: CellResult) -> float | None:
-    return cell.payoff
-
-
-def _share(verdict: bool | None) -> float | None:
-    return None if verdict is None else float(verdict)
-
-
-def run_trial(config: dict[str, Any], job: TrialJob) -> None:
-    """The Ray Tune trainable: score the suggested strategy and report once."""
-    from ray import tune
-
-    node = prepare_worker(job.setting)
-    tune.report({**score_trial(config, job), "node": node})
-
-
 USER_ATTRS = (
     "strategy",
     *METRICS,
@@ -156,6 +100,9 @@ USER_ATTRS = (
     "trained",
     "inner_seconds",
     "node",
+    "curve",
+    "gate_threshold",
+    "pruned",
 )
 
 
@@ -163,13 +110,23 @@ def _searcher_class() -> type:
     from ray.tune.search.optuna import OptunaSearch
 
     class RecordingOptunaSearch(OptunaSearch):  # type: ignore[misc]
-        """``OptunaSearch`` that also stores each trial's metrics and gate margins."""
+        """``OptunaSearch`` that also stores each trial's metrics, gate margins and learning
+        curve. A result whose ``objective`` is ``None`` (a trial stopped by the pruning rule) is
+        told to the study as pruned, by ``OptunaSearch`` itself."""
+
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            """Nothing: a trial reports once, at its end, where its curve becomes the
+            study's intermediate values (``OptunaSearch`` would report the objective as step 1)."""
 
         def on_trial_complete(
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
         ) -> None:
             ot_trial = self._ot_trials.get(trial_id)
             if result and ot_trial is not None and not error:
+                # the BadNet's clean accuracy after each epoch: the study's intermediate values
+                # (a pruned trial's, the reason it was stopped), as the dashboard plots them
+                for epoch, ca, _ in result.get("curve") or ():
+                    ot_trial.report(float(ca), int(epoch))
                 for key in USER_ATTRS:
                     if key in result:
                         ot_trial.set_user_attr(key, result[key])
@@ -209,6 +166,7 @@ class TuneOracle:
     warm_start: bool = True
     naming: Callable[[str, str, int], str] = study_name
     extend: bool = False  # a larger ``trials`` than a finished study planned continues it
+    prune: GateRule | None = None  # the attacker's trials stop BadNets that cannot pass the gate
     tally: Tally = field(default_factory=Tally)
     events: list[TrialEvent] = field(default_factory=list)
     tuner_seconds: list[float] = field(default_factory=list)
@@ -237,6 +195,7 @@ class TuneOracle:
                 tuple(w for _, w in support),
                 self.seeds,
                 self.setting,
+                self.prune if self.space.side == "attacker" else None,
             )
             self._tune(name, round_, study, job, remaining)
         best = best_trial(study, self.space.direction)
@@ -331,7 +290,7 @@ class TuneOracle:
         stale = [t for t in trials if t.state == TrialState.RUNNING]
         requeued = set(study.user_attrs.get("requeued", []))
         done = sum(
-            t.state == TrialState.COMPLETE
+            t.state in (TrialState.COMPLETE, TrialState.PRUNED)
             or (t.state == TrialState.FAIL and t.number not in requeued)
             for t in trials
         )
@@ -372,8 +331,20 @@ class TuneOracle:
             study_name=name,
             storage=open_storage(self.storage_url),
         )
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        # the trial's actor asks for a hundredth of a CPU and waits; its task runs outside the
+        # trial's placement group (whose workers Ray ends with it), on a pooled worker
+        task = ray.remote(score_task).options(
+            **resources.for_trial_task(),
+            max_retries=0,  # a lost worker fails the trial, which Tune runs again
+            # None: outside any placement group (Ray's documented escape; its hint says otherwise)
+            scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None),  # type: ignore[arg-type]
+        )
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, job=job), resources.for_tune()
+            tune.with_parameters(run_trial, task=task, job=(ray.put(job),)),
+            {"cpu": TRIAL_ACTOR_CPU},
         )
         tuner = tune.Tuner(
             trainable,
@@ -404,7 +375,9 @@ class TuneOracle:
             raise RuntimeError(f"every trial of {name} failed; first error: {errors[0]}")
         for error in errors:
             log.warning("a trial of %s failed: %s", name, str(error).splitlines()[0])
-        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        finished = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        )
         planned = int(study.user_attrs.get("planned_trials", 0))
         if len(finished) - len(study.user_attrs.get("requeued", [])) < planned:
             raise KeyboardInterrupt  # Tune returns normally after Ctrl-C; pass the stop on

@@ -45,13 +45,14 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
             return
         result = trial.last_result or {}
         now = time.perf_counter()
+        objective = result.get("objective")
         self.record(
             TrialEvent(
                 side=self.side,
                 round=self.round,
                 study=self.study,
                 number=0,  # the oracle numbers its events
-                objective=float(result.get("objective", float("nan"))),
+                objective=float("nan") if objective is None else float(objective),
                 strategy=str(result.get("strategy", "?")),
                 wall_seconds=now - self.started.pop(trial.trial_id, now),
                 inner_seconds=float(result.get("inner_seconds", float("nan"))),
@@ -59,5 +60,6 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
                 cache_hits=int(result.get("cache_hits", 0)),
                 node=str(result.get("node", "")),
                 retries=int(trial.run_metadata.num_failures),
+                pruned=str(result.get("pruned") or ""),
             )
         )

@@ -10,10 +10,12 @@ a second run trains nothing, and a changed strategy or trainer never replays a s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from arena.cell.setting import Setting, code_versions
 from arena.core.cache import ArtifactCache, content_key
@@ -44,9 +46,12 @@ def train_model(
     *,
     recipe: TrainConfig = TrainConfig(),
     attack: Attack | None = None,
+    monitor: Callable[[int, int, nn.Module], None] | None = None,
 ) -> Trained:
     """The clean model (``attack=None``) or the BadNet for these settings, from the cache or
-    trained now and cached."""
+    trained now and cached. ``monitor(epoch, epochs, model)`` is called after each epoch of a
+    training (:mod:`arena.cell.pruning`); what it raises stops the training, and nothing is
+    cached."""
     data = setting.splits()
     spec = {
         "data": asdict(setting.data),
@@ -77,7 +82,18 @@ def train_model(
     train, hook = data.train, None
     if attack is not None:
         train, hook = attack.training_set(data.train, torch.Generator().manual_seed(seed))
-    result = train_classifier(model, train, recipe, seed=seed, batch_hook=hook)
+    callback: Callable[[int, dict[str, float]], None] | None = None
+    if monitor is not None:
+        watched = monitor
+
+        def watch_epoch(epoch: int, _: dict[str, float]) -> None:
+            watched(epoch, recipe.epochs, model)
+
+        callback = watch_epoch
+
+    result = train_classifier(
+        model, train, recipe, seed=seed, batch_hook=hook, callback=callback
+    )
     header = {**spec, "status": result.status, "train_seconds": round(result.seconds, 3)}
     log.info(
         "trained %s %s in %.1fs (%s)",
@@ -97,7 +113,9 @@ def clean_verdict(
     defense: Defense, clean: Trained, val: Split, cache: ArtifactCache
 ) -> bool | None:
     """Whether ``defense`` flags the clean reference model: fitted once per (clean model,
-    defense config, seed) and cached, since every BadNet of a duel is checked against it."""
+    defense config, seed) and cached, since every BadNet of a duel is checked against it. The
+    verdict is kept on its own (a small record, read first); the fit behind it is cached by
+    :meth:`Defense.fit` too, for whatever else fits this defense on the clean model."""
     key = content_key(
         "verdict", {"model": clean.key, "defense": defense.describe(), "seed": defense.seed}
     )

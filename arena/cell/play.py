@@ -8,7 +8,9 @@ model, for detectors, to catch false alarms), and scores the result by the payof
 :func:`play` caches the whole cell as JSON under the content hash of everything that defines it
 (both strategies, the data, the architecture, the gates and the seed), so a cell is computed
 once per cache, whichever trial, round or node asks first. Models and the detectors' verdicts
-on the clean model are cached under their own keys (:mod:`arena.cell.artifacts`).
+on the clean model are cached under their own keys (:mod:`arena.cell.artifacts`), and so are
+the fitted defenses (:mod:`strategies.defenses.fits`); a cell records the keys of all it used
+(:func:`score_recorded`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from arena.cell.artifacts import clean_verdict, train_model
+from arena.cell.pruning import monitor
 from arena.cell.result import CellResult, Detection, GateRecord
 from arena.cell.rules import VERSION as RULES_VERSION
 from arena.cell.rules import Ruling, best_trigger, measure_each, score, user_rejects
@@ -28,7 +31,7 @@ from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache, content_key
 from arena.core.infer import accuracy
 from arena.core.train import TrainConfig, training_bytes
-from arena.data import Splits
+from arena.data import Split, Splits
 from arena.data.common import available_memory
 from arena.models import build_model
 from strategies.defenses import Deployment
@@ -115,19 +118,29 @@ def score_cell(
     attack = attacker.build(image_shape=data.image_shape, num_classes=data.num_classes, cache=cache)
     defense = defender.build(seed=seed, cache=cache)
     clock = _Clock()
+    test = data.test
     with clock.phase("clean_model"):
         clean = train_model(setting, seed, cache, recipe=TrainConfig())
+        clean_ca = accuracy(clean.model, test.x, test.y)
+
+    def poisoned() -> dict[str, Split]:
+        return attack.poisoned_tests(test, torch.Generator().manual_seed(seed + 1))
+
+    # inside a trial that watches BadNets learn (and may stop one that cannot pass the gate)
+    watched = monitor(
+        test, None if attack.trains_with_badnet else poisoned, clean_ca, setting.gates.delta_attack
+    )
     with clock.phase("badnet"):
-        bad = train_model(setting, seed, cache, recipe=attacker.recipe, attack=attack)
-    test = data.test
-    sets = attack.poisoned_tests(test, torch.Generator().manual_seed(seed + 1))
+        bad = train_model(
+            setting, seed, cache, recipe=attacker.recipe, attack=attack, monitor=watched
+        )
+    sets = poisoned()
     if not any(len(s) for s in sets.values()):
         raise CellNotMeasurable(
             f"{attacker.family} moves no test image of {data.name} to a target (no test image "
             "of a class its mapping moves), so its attack success cannot be measured"
         )
     names = list(sets)
-    clean_ca = accuracy(clean.model, test.x, test.y)
     ca = accuracy(bad.model, test.x, test.y)
     gates = setting.gates
     rejected = user_rejects(clean_ca, ca, gates) if skip_rejected else None
@@ -191,6 +204,23 @@ def score_cell(
     return result
 
 
+def score_recorded(
+    attacker: AttackerStrategy,
+    defender: DefenderStrategy,
+    seed: int,
+    setting: Setting,
+    cache: ArtifactCache,
+    *,
+    skip_rejected: bool = False,
+) -> CellResult:
+    """:func:`score_cell`, with every cache entry it read or wrote (the models, the fits, the
+    verdicts and the trained parts) in the result's ``artifacts``, by kind."""
+    with cache.recording() as used:
+        result = score_cell(attacker, defender, seed, setting, cache, skip_rejected=skip_rejected)
+    result.artifacts = {kind: sorted(keys) for kind, keys in sorted(used.items())}
+    return result
+
+
 def _gates(
     ruling: Ruling,
     clean_ca: float,
@@ -222,7 +252,7 @@ def evaluate(
     check_measurable(setting.splits())
     check_memory_for_training(setting, max(attacker.recipe.batch_size, TrainConfig().batch_size))
     data_seconds, data_cpu = time.perf_counter() - start, time.process_time() - cpu
-    result = score_cell(
+    result = score_recorded(
         attacker, defender, seed, setting, cache or ArtifactCache(setting.cache_url)
     )
     result.seconds = {"data": round(data_seconds, 3), **result.seconds}
@@ -295,7 +325,7 @@ def play(
     hit = cached_cell(attacker, defender, seed, setting, cache)
     if hit is not None:
         return hit
-    result = score_cell(attacker, defender, seed, setting, cache, skip_rejected=True)
+    result = score_recorded(attacker, defender, seed, setting, cache, skip_rejected=True)
     cache.save_json("cell", cell_key(attacker, defender, seed, setting), result.to_json())
     return result
 

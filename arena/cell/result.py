@@ -14,7 +14,7 @@ from arena.cell.setting import Gates
 
 PER_TRIGGER = ("triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger")
 CELL_KEYS = (
-    *METRICS, "detection", "payoff", "gates", "seconds", "cpu_seconds", *PER_TRIGGER
+    *METRICS, "detection", "payoff", "gates", "seconds", "cpu_seconds", *PER_TRIGGER, "artifacts"
 )  # fmt: skip
 """The keys of a cell's JSON record (``arena evaluate --json``), a public interface."""
 
@@ -101,7 +101,10 @@ class CellResult:
     trigger's (one entry
     for an attack with one trigger; ``None`` where a trigger could not be measured).
     ``seconds`` holds each phase's wall seconds and ``cpu_seconds`` the CPU seconds the process
-    spent in it (every thread's; cells from before it was kept have none).
+    spent in it (every thread's; cells from before it was kept have none). ``artifacts`` maps
+    each kind of cached artifact the cell read or wrote (``clean``, ``badnet``, ``fit``,
+    ``verdict``, trained parts) to their keys, so that ``arena cache prune`` keeps what a stored
+    duel's cells need (``None`` for a cell from before it was kept).
     ``trained`` (models this call trained) and ``cached`` (the whole cell came from the cache)
     describe the call, not the cell, and are not in :meth:`to_json`."""
 
@@ -120,6 +123,7 @@ class CellResult:
     asr_per_trigger: list[float | None] = field(default_factory=list)
     sasr_per_trigger: list[float | None] = field(default_factory=list)
     far_per_trigger: list[float | None] = field(default_factory=list)
+    artifacts: dict[str, list[str]] | None = None
     trained: int = 0
     cached: bool = False
 
@@ -164,6 +168,7 @@ class CellResult:
             "asr_per_trigger": list(self.asr_per_trigger),
             "sasr_per_trigger": list(self.sasr_per_trigger),
             "far_per_trigger": list(self.far_per_trigger),
+            "artifacts": None if self.artifacts is None else dict(self.artifacts),
         }
 
     @classmethod
@@ -178,6 +183,7 @@ class CellResult:
             asr_per_trigger=list(record.get("asr_per_trigger", [])),
             sasr_per_trigger=list(record.get("sasr_per_trigger", [])),
             far_per_trigger=list(record.get("far_per_trigger", [])),
+            artifacts=record.get("artifacts"),
             cached=cached,
         )
 

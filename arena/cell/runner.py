@@ -30,6 +30,7 @@ from arena.cell.result import CellResult
 from arena.cell.setting import Setting
 from arena.core.cache import ArtifactCache
 from arena.core.device import resolve_device, set_device
+from arena.core.memory import keep_freed_memory
 from arena.core.processes import pid_alive, processes_under
 from arena.models import build_model
 from strategies.players import AttackerStrategy, DefenderStrategy
@@ -45,6 +46,16 @@ QUIET_ENV = {
 SMALL_FLOPS = 50e6  # forward FLOPs per image below which a network is "small" on a CPU
 MEDIUM_FLOPS = 500e6
 GPU_SMALL_FLOPS = 500e6  # below this, a quarter of a GPU per trial; below 10x this, half
+TRIAL_ACTOR_CPU = 0.01
+"""What a trial's Ray Tune actor asks for: it only waits for its task (``studies/trial.py``)."""
+TRIAL_TASK_SHARE = 0.9
+"""A trial's task asks this share of the trial's CPUs, so that it fits on a node beside the
+actors of the trials running there (one CPU: 0.9 + a few 0.01); the share is a reservation only,
+the task runs ``round(cpus)`` threads."""
+WORKERS_PER_CPU = 3
+"""A local Ray instance keeps this many idle worker processes per CPU before it ends any (Ray's
+own default: one), so that the warm workers of trials' tasks survive from study to study beside
+each study's new trial actors."""
 
 
 class RayUnavailable(ValueError):
@@ -95,6 +106,12 @@ class Resources:
 
     def for_task(self) -> dict[str, float]:
         return {"num_cpus": self.cpu, "num_gpus": self.gpu}
+
+    def for_trial_task(self) -> dict[str, float]:
+        """What a trial's task asks for (``studies/trial.py``): :data:`TRIAL_TASK_SHARE` of the
+        CPUs, so that it fits beside trial actors of :data:`TRIAL_ACTOR_CPU` on any node that
+        holds the whole trial; the task pins ``round(cpus)`` threads (:func:`pin_threads`)."""
+        return {"num_cpus": self.cpu * TRIAL_TASK_SHARE, "num_gpus": self.gpu}
 
 
 @dataclass(frozen=True)
@@ -193,7 +210,13 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
             if target:
                 ray.init(address=target, **kwargs)
             else:  # "local": a private instance, never one that `ray start` left running
-                ray.init(address="local", num_cpus=num_cpus, **kwargs)
+                cpus = num_cpus or os.cpu_count() or 1
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus,
+                    _system_config={"num_workers_soft_limit": WORKERS_PER_CPU * cpus},
+                    **kwargs,
+                )
                 session = _session_dir()
                 for listener in list(_LOCAL_LISTENERS):
                     listener(session)
@@ -379,7 +402,7 @@ def pin_threads() -> int:
     cpus = 1
     if ray.is_initialized():
         granted = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-        cpus = max(1, int(granted))
+        cpus = max(1, round(granted / TRIAL_TASK_SHARE if granted % 1 else granted))
     torch.set_num_threads(cpus)
     return cpus
 
@@ -389,6 +412,7 @@ def prepare_worker(setting: Setting) -> str:
     the node it runs on."""
     import ray
 
+    keep_freed_memory()
     set_device(setting.device)
     pin_threads()
     return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else "local"

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from arena.cli.audit import AuditCommand
 from arena.cli.base import CLIError, Command
+from arena.cli.cache import CacheCommand
 from arena.cli.dashboard import DashboardCommand
 from arena.cli.defend import DefendCommand
 from arena.cli.duel import DuelCommand
@@ -25,6 +26,7 @@ from arena.cli.show_defense import ShowDefenseCommand
 from arena.cli.show_triggers import ShowTriggersCommand
 from arena.cli.table import TableCommand
 from arena.cli.train import TrainCommand
+from arena.core.memory import keep_freed_memory
 
 DESCRIPTION = """\
 Arena: an adaptive-attack game solver for neural-network backdoors.
@@ -58,6 +60,8 @@ examples:
   arena defend --model badnet.safetensors --defender strip
   arena show-defense --defender neural-cleanse --attacker badnets --out figures
   arena show-triggers --out figures
+  arena cache
+  arena cache prune --unreferenced --dry-run
 """
 
 
@@ -73,6 +77,7 @@ def commands() -> list[Command]:
         DefendCommand(),
         ShowDefenseCommand(),
         ShowTriggersCommand(),
+        CacheCommand(),
     ]
 
 
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     debug = args.debug or os.environ.get("ARENA_DEBUG", "") not in ("", "0")
+    keep_freed_memory()  # commands that score cells here (evaluate, defend) allocate as workers do
     try:
         return int(args.handler.run(args))
     except KeyboardInterrupt:

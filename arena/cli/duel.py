@@ -228,6 +228,14 @@ def add_budget_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     budget.add_argument(
         "--max-ci-seeds", type=int, help="fresh seeds --ci-half-width may reach at most"
     )
+    budget.add_argument(
+        "--no-prune",
+        dest="prune",
+        action="store_false",
+        default=None,
+        help="train every attacker trial's BadNet to the end, even one whose clean accuracy "
+        "shows early that it cannot pass the gate (pruned by default: bench/README.md)",
+    )
 
 
 def budget_of(args: argparse.Namespace) -> Any:
@@ -236,7 +244,7 @@ def budget_of(args: argparse.Namespace) -> Any:
 
     preset = BUDGETS[args.budget]
     fields = ("rounds", "attacker_trials", "defender_trials", "epsilon", "seeds", "ci_seeds",
-              "ci_half_width", "max_ci_seeds")  # fmt: skip
+              "ci_half_width", "max_ci_seeds", "prune")  # fmt: skip
     overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     return Budget(**{**preset.__dict__, **overrides})
 
@@ -275,8 +283,9 @@ class DuelView:
             if show_nodes and e.node:
                 extra += f", node {e.node[:8]}"
             where = "audit" if audit else f"r{e.round}"
+            payoff = f"pruned: {e.pruned}" if e.pruned else f"payoff {e.objective:.3f}"
             self.say(
-                f"  {where} {e.side:<8} {e.strategy:<22} payoff {e.objective:.3f}  "
+                f"  {where} {e.side:<8} {e.strategy:<22} {payoff}  "
                 f"[dim]{e.wall_seconds:.1f}s{extra}[/]"
             )
 

@@ -16,7 +16,10 @@ import logging
 import struct
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import fsspec
@@ -44,8 +47,25 @@ def content_key(kind: str, spec: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One file of the cache: its ``kind`` (the folder under the root), the ``key`` it is
+    stored under (its name up to the first dot), its path, size and modification time (POSIX
+    seconds; ``None`` where the filesystem keeps none)."""
+
+    kind: str
+    key: str
+    path: str
+    size: int
+    mtime: float | None
+
+
 class ArtifactCache:
-    """Models and JSON records by content key, under a directory or fsspec URL."""
+    """Models and JSON records by content key, under a directory or fsspec URL.
+
+    ``recording()`` notes the kind and key of every artifact read, written or found while it
+    is open: what a cell used (its record lists them, so that ``arena cache prune`` keeps what a
+    stored duel needs)."""
 
     def __init__(self, url: str = DEFAULT_CACHE) -> None:
         self.url = url
@@ -58,6 +78,7 @@ class ArtifactCache:
             ) from None
         self.hits = 0
         self.misses = 0
+        self._recorders: list[dict[str, set[str]]] = []
 
     def check_writable(self) -> None:
         """Fail, in one line naming the cache, unless an artifact can be written here and read
@@ -87,19 +108,41 @@ class ArtifactCache:
     def _path(self, kind: str, key: str, suffix: str) -> str:
         return f"{self.root}/{kind}/{key[:2]}/{key}{suffix}"
 
+    @contextmanager
+    def recording(self) -> Iterator[dict[str, set[str]]]:
+        """``{kind: keys}`` of the artifacts read, written or found (:meth:`has`) by this cache
+        object while the ``with`` block runs (recordings may nest)."""
+        used: dict[str, set[str]] = {}
+        self._recorders.append(used)
+        try:
+            yield used
+        finally:
+            self._recorders.remove(used)
+
+    def _note(self, kind: str, key: str) -> None:
+        for used in self._recorders:
+            used.setdefault(kind, set()).add(key)
+
     def has(self, kind: str, key: str, suffix: str) -> bool:
         """Whether an artifact is stored (not counted as a hit or a miss)."""
-        return bool(self.fs.exists(self._path(kind, key, suffix)))
+        found = bool(self.fs.exists(self._path(kind, key, suffix)))
+        if found:
+            self._note(kind, key)
+        return found
 
-    def _read(self, path: str) -> bytes | None:
+    def _read(self, kind: str, key: str, suffix: str) -> bytes | None:
+        path = self._path(kind, key, suffix)
         if not self.fs.exists(path):
             self.misses += 1
             return None
         self.hits += 1
+        self._note(kind, key)
         data: bytes = self.fs.cat_file(path)
         return data
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, kind: str, key: str, suffix: str, data: bytes) -> None:
+        self._note(kind, key)
+        path = self._path(kind, key, suffix)
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         tmp = f"{path}.{uuid.uuid4().hex}.tmp"
@@ -107,42 +150,103 @@ class ArtifactCache:
         self.fs.mv(tmp, path)
 
     def load_model(self, kind: str, key: str) -> tuple[ArenaNet, dict[str, Any]] | None:
-        data = self._read(self._path(kind, key, ".safetensors"))
+        data = self._read(kind, key, ".safetensors")
         if data is None:
             return None
         log.debug("cache hit: %s %s", kind, key[:12])
         return model_from_bytes(data, f"cached {kind} {key[:12]}")
 
     def save_model(self, kind: str, key: str, model: ArenaNet, header: dict[str, Any]) -> None:
-        self._write(self._path(kind, key, ".safetensors"), model_to_bytes(model, header))
+        self._write(kind, key, ".safetensors", model_to_bytes(model, header))
 
     def load_state(
         self, kind: str, key: str
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """The tensors and JSON header of a module saved with :meth:`save_state` (safetensors:
         loading never runs code)."""
-        data = self._read(self._path(kind, key, ".safetensors"))
+        return self.load_tensors(kind, key)
+
+    def save_state(self, kind: str, key: str, module: nn.Module, header: dict[str, Any]) -> None:
+        """Any module's ``state_dict`` (a generator, an inpainter, an autoencoder), as
+        safetensors with ``header`` as JSON metadata."""
+        self.save_tensors(kind, key, module.state_dict(), header)
+
+    def load_tensors(
+        self, kind: str, key: str
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """Named tensors and a JSON header saved with :meth:`save_tensors` (safetensors:
+        loading never runs code)."""
+        data = self._read(kind, key, ".safetensors")
         if data is None:
             return None
         (n,) = struct.unpack("<Q", data[:8])
         meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
         return safetensors.torch.load(data), json.loads(meta.get("arena", "{}"))
 
-    def save_state(self, kind: str, key: str, module: nn.Module, header: dict[str, Any]) -> None:
-        """Any module's ``state_dict`` (a generator, an inpainter, an autoencoder), as
-        safetensors with ``header`` as JSON metadata."""
-        tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    def save_tensors(
+        self, kind: str, key: str, tensors: dict[str, torch.Tensor], header: dict[str, Any]
+    ) -> None:
+        """Named tensors (none, if the header says it all) as one safetensors file with
+        ``header`` as JSON metadata: one file, so a reader never sees one half without the
+        other."""
+        # safetensors refuses tensors that share memory: each is its own contiguous CPU copy
+        own = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
         meta = {"arena": json.dumps(header, sort_keys=True, default=str)}
-        self._write(
-            self._path(kind, key, ".safetensors"), safetensors.torch.save(tensors, metadata=meta)
-        )
+        self._write(kind, key, ".safetensors", safetensors.torch.save(own, metadata=meta))
 
     def load_json(self, kind: str, key: str) -> Any | None:
-        data = self._read(self._path(kind, key, ".json"))
+        data = self._read(kind, key, ".json")
         return None if data is None else json.loads(data)
 
     def save_json(self, kind: str, key: str, value: Any) -> None:
-        self._write(self._path(kind, key, ".json"), json.dumps(value, sort_keys=True).encode())
+        self._write(kind, key, ".json", json.dumps(value, sort_keys=True).encode())
+
+    def entries(self) -> Iterator[Entry]:
+        """Every file under the root (none if the root is missing), with its kind and key."""
+        if not self.fs.exists(self.root):
+            return
+        found: dict[str, dict[str, Any]] = self.fs.find(self.root, detail=True)
+        start = len(self.root.rstrip("/")) + 1
+        for path, info in sorted(found.items()):
+            parts = path[start:].split("/")
+            kind = parts[0] if len(parts) > 1 else "."
+            key = parts[-1].split(".")[0]
+            yield Entry(kind, key, path, int(info.get("size") or 0), _mtime(info))
+
+    def remove(self, entries: list[Entry]) -> None:
+        """Delete these files, then every folder they leave empty below the root."""
+        folders = set()
+        for entry in entries:
+            self.fs.rm_file(entry.path)
+            folders.add(entry.path.rsplit("/", 1)[0])
+        root = self.root.rstrip("/")
+        for folder in sorted(folders, key=len, reverse=True):
+            while folder.startswith(root + "/"):
+                try:
+                    if self.fs.ls(folder):
+                        break
+                    self.fs.rmdir(folder)
+                except OSError:  # gone already, or an object store's folder that never was
+                    break
+                folder = folder.rsplit("/", 1)[0]
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    """A file's modification time from an fsspec ``info`` record, in POSIX seconds: local
+    files give ``mtime``, object stores ``LastModified`` or ``last_modified``, the memory
+    filesystem ``created``."""
+    for name in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
 
 
 def tensor_digest(*tensors: torch.Tensor) -> str:

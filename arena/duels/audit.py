@@ -33,7 +33,7 @@ from arena.cell.runner import Compute, on_local_ray, play_rows, resolve_compute
 from arena.cell.setting import Gates, Setting
 from arena.core.jsonio import dumps
 from arena.data import DataRef
-from arena.duels.run import DuelSpec, Hooks, absolute_storage, absolute_url, preflight
+from arena.duels.run import DuelSpec, Hooks, absolute_storage, absolute_url, cell_keys, preflight
 from arena.game.audit import Audit, AuditedResponse, audit
 from arena.game.budget import Budget
 from arena.game.double_oracle import Response
@@ -224,6 +224,7 @@ def _audit(
         for space in spaces
     }
     tally = Tally()
+    measured: list[tuple[AttackerStrategy, DefenderStrategy]] = []  # the pairs confirmed
 
     def measure(
         side: str, strategy: Any, opponents: Sequence[Any], weights: np.ndarray
@@ -238,11 +239,13 @@ def _audit(
                 [(strategy, list(opponents))], confirm, setting, tally, compute=compute
             )
             cells = played[0]  # [defender][seed]
+            measured.extend((strategy, d) for d in opponents)
         else:
             played = play_rows(
                 [(a, [strategy]) for a in opponents], confirm, setting, tally, compute=compute
             )
             cells = [row[0] for row in played]  # [attacker][seed]
+            measured.extend((a, strategy) for a in opponents)
         w = np.asarray(weights) / np.sum(weights)
         return [float(sum(wk * c[s].payoff for wk, c in zip(w, cells, strict=True)))
                 for s in range(len(confirm))]  # fmt: skip
@@ -262,7 +265,9 @@ def _audit(
     )
     for oracle in oracles.values():
         tally.merge(oracle.tally)
-    return describe_audit(found, audit_spec, trials, search_seeds, confirm, tally)
+    record = describe_audit(found, audit_spec, trials, search_seeds, confirm, tally)
+    record["cells"] = cell_keys(measured, confirm, setting)
+    return record
 
 
 def known_response(

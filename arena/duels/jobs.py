@@ -39,7 +39,10 @@ def duel_argv(
         if value is not None:
             argv += [name, str(value)]
     for f in fields(duel.budget):
-        argv += [flag(f.name), str(getattr(duel.budget, f.name))]
+        if f.name == "prune":  # a switch, not a value
+            argv += [] if duel.budget.prune else ["--no-prune"]
+        else:
+            argv += [flag(f.name), str(getattr(duel.budget, f.name))]
     return argv + (["--resume"] if resume else [])
 
 

@@ -23,8 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from arena.cell.play import Tally, check_measurable, check_memory_for_training, mean_payoff
+from arena.cell.play import (
+    Tally,
+    cell_key,
+    check_measurable,
+    check_memory_for_training,
+    mean_payoff,
+)
 from arena.cell.provenance import stamped
+from arena.cell.pruning import GateRule
 from arena.cell.rules import VERSION as RULES_VERSION
 from arena.cell.runner import (
     Compute,
@@ -213,6 +220,7 @@ def _run_held(
             resume=resume,
             compute=compute,
             on_trial=hooks.on_trial,
+            prune=GateRule() if spec.budget.prune else None,
         )
         for side, space, trials in (
             ("attacker", attackers, spec.budget.attacker_trials),
@@ -269,6 +277,12 @@ def _run_held(
     result["stopped"] = stopping["reason"]
     result["stopping"] = stopping
     result["payoff_matrix"].update(cell_noise(outcome, spec.seeds, per_seed, fresh, ci["seeds"]))
+    result["cells"] = {
+        "payoff_matrix": cell_keys(list(per_seed), spec.seeds, setting),
+        "interval": cell_keys(
+            [(outcome.attackers[i], outcome.defenders[j]) for i, j in fresh], ci["seeds"], setting
+        ),
+    }
     result["duel"] = {
         "name": name,
         "attacker": spec.attacker,
@@ -297,6 +311,17 @@ def _run_held(
     result = stamped(result, data=setting.data, seeds=[*spec.seeds, *ci["seeds"]])
     (out / "duel.json").write_text(dumps(result, indent=2, default=float))
     return result
+
+
+def cell_keys(
+    pairs: Sequence[tuple[AttackerStrategy, DefenderStrategy]],
+    seeds: Sequence[int],
+    setting: Setting,
+) -> list[str]:
+    """The cache keys of the cells of ``pairs`` on ``seeds``, sorted: what ``duel.json`` lists
+    under ``cells`` (and its audit under ``audit.cells``), so that ``arena cache prune`` keeps
+    them and what they used."""
+    return sorted({cell_key(a, d, s, setting) for a, d in pairs for s in seeds})
 
 
 def node_counts(trials: Sequence[dict[str, Any]], cell_tasks: dict[str, int]) -> dict[str, Any]:

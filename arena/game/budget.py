@@ -14,7 +14,8 @@ class Budget:
     warm-start trials of strategies already played); each cell averaged over ``seeds`` seeds;
     stop when the gap is at most ``epsilon``; the value's confidence interval from ``ci_seeds``
     fresh seeds, and more (up to ``max_ci_seeds``) while its half-width is above
-    ``ci_half_width`` (0: exactly ``ci_seeds``)."""
+    ``ci_half_width`` (0: exactly ``ci_seeds``); with ``prune``, an attacker trial whose
+    BadNet cannot pass the user's gate stops early (:mod:`arena.cell.pruning`)."""
 
     rounds: int
     attacker_trials: int
@@ -24,6 +25,7 @@ class Budget:
     ci_seeds: int = 2
     ci_half_width: float = 0.0
     max_ci_seeds: int = 0
+    prune: bool = True
 
     def __post_init__(self) -> None:
         """Counts are integers (at least 1; ``ci_seeds`` may be 0: no interval) and
@@ -42,11 +44,14 @@ class Budget:
 
     def identity(self) -> dict[str, object]:
         """What of the budget names a duel: every field, less the interval's target and cap
-        where unset (so the names of duels from before they existed stay the same)."""
+        where unset and pruning where on (so the names of duels from before they existed stay
+        the same: such a duel, resumed, prunes)."""
         out = asdict(self)
         for name in ("ci_half_width", "max_ci_seeds"):
             if not out[name]:
                 del out[name]
+        if self.prune:
+            del out["prune"]
         return out
 
 

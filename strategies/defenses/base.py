@@ -13,6 +13,11 @@ only query the model: a model cannot cheaply be proven unchanged afterwards (ten
 counters miss writes through ``.data`` and buffers replaced by a move between devices; a digest
 of the weights costs more than the copy), and a copy costs little beside any defense's fitting.
 
+A defense built with an artifact cache keeps what it fits there (:mod:`strategies.defenses.fits`):
+:meth:`Defense.fit` first looks for a deployment stored under the content key of the model's
+weights, the defense, its seed and the clean data, and stores what it fits, so the same fit is
+never done twice, whoever asks. A deployment that cannot be stored is served all the same.
+
 The base is generic in its config, as the attack base is: ``class Strip(Defense[StripConfig])``
 gives ``self.config`` the type ``StripConfig``, while ``config_cls`` stays the class the registry,
 the CLI and the search spaces read. It also checks that each field that declares ``choices``
@@ -35,6 +40,7 @@ from arena.core.infer import predict
 from arena.data.splits import Split
 from arena.models.base import ArenaNet
 from strategies.choices import check_choices
+from strategies.defenses.fits import fit_key, load_fit, save_fit
 
 Kind = Literal["none", "detector", "filter", "purifier"]
 Access = Literal["black-box", "white-box"]
@@ -92,6 +98,17 @@ class Deployment:
         """The served system's labels for ``x`` (purified inputs, possibly repaired model)."""
         return predict(self.model, self.purify(x))
 
+    @classmethod
+    def served_model(
+        cls, given: nn.Module, state: dict[str, torch.Tensor], fields: dict[str, Any]
+    ) -> nn.Module:
+        """A copy of the model the defense was given, shaped as this deployment's served
+        model before the stored weights ``state`` are loaded into it (``fields``: the
+        deployment's other fields); unchanged here. A repair that changes the network's
+        structure (Fine-pruning's channel masks) redoes that change, so that a fit read back
+        from the cache serves the same network (:mod:`strategies.defenses.fits`)."""
+        return given
+
 
 C = TypeVar("C", bound=DefenseConfig)
 
@@ -109,6 +126,10 @@ class Defense(ABC, Generic[C]):
     kind: ClassVar[Kind]
     access: ClassVar[Access]
     config_cls: ClassVar[type[DefenseConfig]] = DefenseConfig
+    caches_fit: ClassVar[bool] = True
+    """Whether :meth:`fit` keeps its deployments in the cache; ``False`` where reading one back
+    would cost more than fitting (a defense that only stores its config) or where the
+    deployment holds a network of its own (whose training is cached as a part instead)."""
 
     def __init__(
         self,
@@ -128,12 +149,23 @@ class Defense(ABC, Generic[C]):
 
     def fit(self, model: nn.Module, clean: Split) -> Deployment:
         """Inspect or repair ``model`` using the defender's clean data: :meth:`fit_copy` on a
-        copy of ``model``, which is never changed."""
+        copy of ``model``, which is never changed. With a cache, the deployment is read from
+        it when this fit was done before, and stored there otherwise."""
         self.check_model(model)
+        key = None
+        if self.cache is not None and self.caches_fit:
+            key = fit_key(self.describe(), self.seed, model, clean)
+            hit = load_fit(self.cache, key, model, clean, Deployment)
+            if hit is not None:
+                return hit
         own = copy.deepcopy(model)
         # checked above: an ArenaNet for white-box defenses; black-box ones that take any
         # module say so by declaring ``model: nn.Module``
-        return self.fit_copy(cast(ArenaNet, own), clean)
+        deployment = self.fit_copy(cast(ArenaNet, own), clean)
+        if key is not None and self.cache is not None:
+            header = {"kind": "fit", "defense": self.describe(), "seed": self.seed}
+            save_fit(self.cache, key, deployment, model, clean, header)
+        return deployment
 
     def check_model(self, model: nn.Module) -> None:
         """Refuse, with a one-line ``TypeError``, a model this defense cannot work on: anything

@@ -280,6 +280,7 @@ class BDMAE(Defense[BDMAEConfig]):
     summary = "restore the tokens a masked autoencoder cannot explain; Sun et al."
     kind = "purifier"
     access = "black-box"
+    caches_fit = False  # the autoencoder, all the fit costs, is cached as a part
     config_cls = BDMAEConfig
 
     def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:

@@ -157,6 +157,7 @@ class Februus(Defense[FebruusConfig]):
     summary = "remove the GradCAM region of each input, inpaint it; Doan et al."
     kind = "purifier"
     access = "white-box"
+    caches_fit = False  # the inpainter, all the fit costs, is cached as a part
     config_cls = FebruusConfig
 
     def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:

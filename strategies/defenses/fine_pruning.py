@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -118,6 +119,19 @@ class FinePruningDeployment(Deployment):
     original: ArenaNet | None = None  # the model as given (read, never changed), for show
     stage: str = ""
     pruned: Tensor | None = None  # channel indices, least active first
+
+    @classmethod
+    def served_model(
+        cls, given: nn.Module, state: dict[str, Tensor], fields: dict[str, Any]
+    ) -> nn.Module:
+        """The given network's copy with its last stage wrapped in a :class:`ChannelMask`, as
+        :meth:`FinePruning.fit_copy` wraps it (the mask's values come with the weights)."""
+        stage = fields["stage"]
+        keep = state[f"stages.{stage}.1.keep"]
+        assert isinstance(given, ArenaNet)
+        wrapped = nn.Sequential(getattr(given.stages, stage), ChannelMask(torch.ones_like(keep)))
+        setattr(given.stages, stage, wrapped)
+        return given
 
 
 @register_defense

@@ -16,6 +16,7 @@ class NoDefense(Defense[DefenseConfig]):
     summary = "no defense: deploy the model as it is"
     kind = "none"
     access = "black-box"
+    caches_fit = False  # nothing to fit
 
     def fit_copy(self, model: nn.Module, clean: Split) -> Deployment:
         return Deployment(model)

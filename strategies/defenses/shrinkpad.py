@@ -110,6 +110,7 @@ class ShrinkPad(Defense[ShrinkPadConfig]):
     summary = "shrink test inputs and pad them back at a random place; Li et al."
     kind = "purifier"
     access = "black-box"
+    caches_fit = False  # the deployment is its config: nothing to fit
     config_cls = ShrinkPadConfig
 
     def fit_copy(self, model: ArenaNet, clean: Split) -> Deployment:

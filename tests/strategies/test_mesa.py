@@ -78,9 +78,12 @@ def test_the_staircase_is_cached(tiny: Splits, tiny_model: ArenaNet, tmp_path: P
     cache = ArtifactCache(str(tmp_path))
     config = dataclasses.replace(FAST, gen_steps=11)  # a key no other test trained
     first = Mesa(config, seed=0, cache=cache).fit(tiny_model, tiny.val)
-    assert cache.misses == 1 and cache.hits == 0  # trained, then saved
+    assert cache.misses == 2 and cache.hits == 0  # the fit and the staircase: made, then saved
     assert len(list(tmp_path.glob("mesa-staircase/*/*.safetensors"))) == 1
-    second = Mesa(config, seed=0, cache=cache).fit(tiny_model, tiny.val)
+    # another fit (its unlearning differs), on the same staircase
+    other = dataclasses.replace(config, unlearn_epochs=config.unlearn_epochs + 1)
+    second = Mesa(other, seed=0, cache=cache).fit(tiny_model, tiny.val)
+    assert cache.misses == 3  # the new fit's only: the staircase is not trained again
     assert isinstance(first, MesaDeployment) and isinstance(second, MesaDeployment)
     assert first.samples is not None and second.samples is not None
     assert torch.equal(first.samples, second.samples)

@@ -15,7 +15,8 @@ from strategies.players import AttackerStrategy, DefenderStrategy
 
 # the public keys of `arena evaluate --json`, written out once: the contract
 KEYS = {"ca", "asr", "sda", "sasr", "far", "frr", "detection", "payoff", "gates", "seconds",
-        "cpu_seconds", "triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger"}
+        "cpu_seconds", "triggers", "asr_per_trigger", "sasr_per_trigger", "far_per_trigger",
+        "artifacts"}
 BASE = dict(ca=0.97, asr=0.95, sda=0.96, sasr=0.30, frr=0.01, far=0.3)
 
 

@@ -45,7 +45,7 @@ cluster.wait_for_nodes()
 def hold_each_trial() -> None:
     import time
 
-    import studies.oracle as oracle
+    import studies.scoring as oracle
 
     score = oracle.score_trial
 
@@ -104,9 +104,8 @@ def test_a_duel_spreads_over_cluster_nodes_and_agrees_with_one_node(
     stored = []
     for study in storage.get_all_studies():
         trials = storage.get_all_trials(study._study_id)
-        assert [t.state for t in trials] == [TrialState.COMPLETE] * study.user_attrs[
-            "planned_trials"
-        ]
+        assert len(trials) == study.user_attrs["planned_trials"]
+        assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         stored += [t.user_attrs["node"] for t in trials]
     assert sorted(stored) == sorted(trial_nodes)
 

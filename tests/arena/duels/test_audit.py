@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from arena.cli.app import main
+from arena.core.cache import ArtifactCache
 from arena.duels.audit import (
     CONFIRM_SEED_OFFSET,
     SEARCH_SEED_OFFSET,
@@ -55,6 +56,9 @@ def test_the_audit_record(audited: dict[str, Any]) -> None:
     a, r = audited["first"], audited["result"]
     assert a["sampler"] == "qmc"
     assert a["trials"] == {"attacker": 1, "defender": 1}
+    # the cells that confirmed the responses, listed so that `arena cache prune` keeps them
+    cache = ArtifactCache(str(audited["root"] / "cache"))
+    assert a["cells"] and all(cache.load_json("cell", k) is not None for k in a["cells"])
     seed = r["duel"]["seed"]
     assert a["search_seeds"] == [seed + SEARCH_SEED_OFFSET]
     assert a["confirmation_seeds"] == [seed + CONFIRM_SEED_OFFSET, seed + CONFIRM_SEED_OFFSET + 1]

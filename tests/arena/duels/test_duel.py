@@ -86,7 +86,12 @@ def test_storage_holds_one_study_per_side_and_round(duel: dict[str, Any]) -> Non
             assert study.user_attrs["side"] == side and study.user_attrs["duel"] == name
             assert study.metric_names == ["post-defense attack success"]  # not "Objective 0"
             trials = study.get_trials(states=(TrialState.COMPLETE,))
-            assert len(trials) == study.user_attrs["planned_trials"] >= 2
+            # attacker trials whose BadNet could not pass the gate were pruned (its curve kept)
+            pruned = study.get_trials(states=(TrialState.PRUNED,))
+            assert len(trials) + len(pruned) == study.user_attrs["planned_trials"] >= 2
+            assert trials and (side == "attacker" or not pruned)
+            for t in pruned:
+                assert t.user_attrs["pruned"] and t.intermediate_values
             for t in trials:
                 assert 0.0 <= t.value <= 1.0
                 assert {"strategy", "ca", "asr", "payoffs"} <= set(t.user_attrs)

@@ -35,7 +35,7 @@ GO = Path(sys.argv[1])
 
 def trials_wait_for_go() -> None:
     '''In every Ray worker: a trial starts scoring only once GO exists.'''
-    import studies.oracle as oracle
+    import studies.scoring as oracle
 
     score = oracle.score_trial
 
@@ -105,7 +105,8 @@ def test_a_second_driver_is_refused_and_the_first_finishes_untouched(
     for study in studies:
         trials = storage.get_all_trials(study._study_id)
         planned = study.user_attrs["planned_trials"]
-        assert [t.state for t in trials] == [TrialState.COMPLETE] * planned
+        assert len(trials) == planned  # each scored, or pruned (stopped early)
+        assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         assert ran.count(study.study_name) == planned  # all of them run by the first driver
     assert (tmp_path / "out" / "duel.json").is_file()
     ops.matches_reference(result, reference_duel.result)

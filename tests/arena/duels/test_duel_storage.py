@@ -66,10 +66,14 @@ def test_a_duel_keeps_its_studies_in_the_storage(
         for study_name in names:
             study = optuna.load_study(study_name=study_name, storage=storage)
             trials = study.get_trials()
-            assert [t.state for t in trials] == [TrialState.COMPLETE] * len(trials)
+            # each scored, or pruned (its BadNet stopped early: no metrics, no constraints)
+            assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
             assert len(trials) == study.user_attrs["planned_trials"]
             for t in trials:
-                assert {"strategy", "ca", "asr", "payoffs", "node"} <= set(t.user_attrs)
+                assert "node" in t.user_attrs
+                if t.state == TrialState.PRUNED:
+                    continue
+                assert {"strategy", "ca", "asr", "payoffs"} <= set(t.user_attrs)
                 assert len(t.system_attrs["constraints"]) == 2
         # the same command again replays from the storage and the cache: no trial, no training
         assert main(argv) == 0
