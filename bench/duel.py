@@ -380,7 +380,7 @@ def compare(ref: str, pairs: list[str], budget: str, repeats: int, tmp: Path) ->
                     figures = play(checkout, path, pair, budget, root)
                     runs[pair][side].append(figures)
                     print(f"{pair} {side}: {figures}", file=sys.stderr)
-        out = {"ref": ref, "ref_commit": commit, "budget": budget, "pairs": {}}
+        out: dict[str, Any] = {"ref": ref, "ref_commit": commit, "budget": budget, "pairs": {}}
         for pair, sides in runs.items():
             ref_wall = statistics.median(f["wall_s"] for f in sides["ref"])
             cur_wall = statistics.median(f["wall_s"] for f in sides["current"])
