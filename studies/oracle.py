@@ -87,6 +87,10 @@ def best_trial(study: optuna.Study, direction: str) -> optuna.trial.FrozenTrial 
     return pick(sorted(complete, key=lambda t: t.number), key=lambda t: float(t.value or 0.0))
 
 
+class StudyUnanswered(ValueError):
+    """Every trial of a study was pruned or failed: it has no answer to give."""
+
+
 class DuelInterrupted(RuntimeError):
     """A duel's study exists unfinished and the run was not asked to resume it."""
 
@@ -200,6 +204,13 @@ class TuneOracle:
             self._tune(name, round_, study, job, remaining)
         best = best_trial(study, self.space.direction)
         if best is None:
+            pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+            if pruned:  # the rest failed: the search found nothing it could score
+                raise StudyUnanswered(
+                    f"study {name} has no complete trial: {pruned} pruned, the rest failed (see "
+                    "above); run the duel again with --no-prune and --name, or raise "
+                    "--attacker-trials"
+                )
             raise RuntimeError(f"study {name} has no complete trial; see the errors above")
         return Response(
             self.space.decode(best.params),
