@@ -33,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
@@ -71,7 +72,7 @@ def sample(n: int, attackers: str, defender: str, seed: int, folder: str) -> str
             file=sys.stderr,
         ),
     )
-    oracle(0, [], [DefenderStrategy.of(defender)], __import__("numpy").ones(1))
+    oracle(0, [], [DefenderStrategy.of(defender)], np.ones(1))
     return url
 
 

@@ -10,7 +10,7 @@ model, for detectors, to catch false alarms), and scores the result by the payof
 once per cache, whichever trial, round or node asks first. Models and the detectors' verdicts
 on the clean model are cached under their own keys (:mod:`arena.cell.artifacts`), and so are
 the fitted defenses (:mod:`strategies.defenses.fits`); a cell records the keys of all it used
-(:func:`score_recorded`).
+(:func:`score_cell`).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class _Clock:
             self.cpu[name] = round(time.process_time() - cpu, 3)
 
 
-def score_cell(
+def _score(
     attacker: AttackerStrategy,
     defender: DefenderStrategy,
     seed: int,
@@ -109,7 +109,7 @@ def score_cell(
     *,
     skip_rejected: bool = False,
 ) -> CellResult:
-    """Score ``attacker`` against ``defender`` on ``setting`` for one seed.
+    """Score ``attacker`` against ``defender`` on ``setting`` for one seed (:func:`score_cell`).
 
     With ``skip_rejected``, a BadNet that the user's gate rejects is scored 0 without running
     the defense (its defense metrics are then ``None``): the duel's searches meet many such
@@ -204,7 +204,7 @@ def score_cell(
     return result
 
 
-def score_recorded(
+def score_cell(
     attacker: AttackerStrategy,
     defender: DefenderStrategy,
     seed: int,
@@ -213,10 +213,12 @@ def score_recorded(
     *,
     skip_rejected: bool = False,
 ) -> CellResult:
-    """:func:`score_cell`, with every cache entry it read or wrote (the models, the fits, the
-    verdicts and the trained parts) in the result's ``artifacts``, by kind."""
+    """Score ``attacker`` against ``defender`` on ``setting`` for one seed, with every cache
+    entry it read or wrote (the models, the fits, the verdicts and the trained parts) in the
+    result's ``artifacts``, by kind. With ``skip_rejected``, a BadNet that the user's gate
+    rejects is scored 0 without running the defense (see :func:`_score`)."""
     with cache.recording() as used:
-        result = score_cell(attacker, defender, seed, setting, cache, skip_rejected=skip_rejected)
+        result = _score(attacker, defender, seed, setting, cache, skip_rejected=skip_rejected)
     result.artifacts = {kind: sorted(keys) for kind, keys in sorted(used.items())}
     return result
 
@@ -252,7 +254,7 @@ def evaluate(
     check_measurable(setting.splits())
     check_memory_for_training(setting, max(attacker.recipe.batch_size, TrainConfig().batch_size))
     data_seconds, data_cpu = time.perf_counter() - start, time.process_time() - cpu
-    result = score_recorded(
+    result = score_cell(
         attacker, defender, seed, setting, cache or ArtifactCache(setting.cache_url)
     )
     result.seconds = {"data": round(data_seconds, 3), **result.seconds}
@@ -325,7 +327,7 @@ def play(
     hit = cached_cell(attacker, defender, seed, setting, cache)
     if hit is not None:
         return hit
-    result = score_recorded(attacker, defender, seed, setting, cache, skip_rejected=True)
+    result = score_cell(attacker, defender, seed, setting, cache, skip_rejected=True)
     cache.save_json("cell", cell_key(attacker, defender, seed, setting), result.to_json())
     return result
 
