@@ -232,10 +232,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
     # apply to Arena, which resumes from its Optuna storage and reports failed trials itself;
     # the traceback of each failed attempt is shown with -v
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    # (and its experiment state, which Arena never restores from: a Ctrl-C that lands while
+    # Tune copies it logs a copy error with a traceback)
     verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
-    logging.getLogger("ray.tune.execution.tune_controller").setLevel(
-        logging.ERROR if verbose else logging.CRITICAL
-    )
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state"):
+        logging.getLogger(name).setLevel(logging.ERROR if verbose else logging.CRITICAL)
     return ray
 
 
