@@ -105,12 +105,13 @@ def measure(attacker: str, defender: str, budget: str, root: Path) -> dict[str, 
 CELL_PHASES = ("clean_model", "badnet", "defense", "defense_clean", "metrics")
 
 
-def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float]]:
-    """The kind (:func:`kind`) and CPU seconds (user + system) of process ``root`` and every
-    live descendant, by (pid, start time) (Linux ``/proc``; empty elsewhere)."""
+def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float, str]]:
+    """The kind (:func:`kind`), CPU seconds (user + system) and title (``comm``: Ray workers
+    retitle themselves by what they run) of process ``root`` and every live descendant, by
+    (pid, start time) (Linux ``/proc``; empty elsewhere)."""
     ticks = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
-    used: dict[int, tuple[int, str, float]] = {}
+    used: dict[int, tuple[int, str, float, str]] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not entry.isdigit():
             continue
@@ -122,7 +123,7 @@ def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float]]:
         fields = stat[stat.rindex(")") + 2 :].split()
         parent[int(entry)] = int(fields[1])
         cpu = (int(fields[11]) + int(fields[12])) / ticks
-        used[int(entry)] = (int(fields[19]), kind(comm, int(entry) == root), cpu)
+        used[int(entry)] = (int(fields[19]), kind(comm, int(entry) == root), cpu, comm)
     children: dict[int, list[int]] = {}
     for pid, ppid in parent.items():
         children.setdefault(ppid, []).append(pid)
@@ -130,8 +131,8 @@ def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float]]:
     while todo:
         pid = todo.pop()
         if pid in used:
-            start, name, cpu = used[pid]
-            out[pid, start] = (name, cpu)
+            start, name, cpu, comm = used[pid]
+            out[pid, start] = (name, cpu, comm)
         todo.extend(children.get(pid, []))
     return out
 
@@ -156,27 +157,51 @@ class CpuSampler:
         self.every = every
         self.first = process_tree(os.getpid())
         self.last = dict(self.first)
+        self.titles: dict[tuple[int, int], str] = {}  # the first title other than ray::IDLE
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            self.last.update(process_tree(os.getpid()))
+            self._read()
+
+    def _read(self) -> None:
+        tree = process_tree(os.getpid())
+        self.last.update(tree)
+        for key, (_, _, comm) in tree.items():
+            if comm != "ray::IDLE":
+                self.titles.setdefault(key, comm)
 
     def stop(self) -> dict[str, float]:
         """CPU seconds used since the start, by kind of process."""
         self._stop.set()
         self._thread.join()
-        self.last.update(process_tree(os.getpid()))
+        self._read()
         out: dict[str, float] = {}
-        for key, (name, cpu) in self.last.items():
-            out[name] = out.get(name, 0.0) + cpu - self.first.get(key, (name, 0.0))[1]
+        for key, (name, cpu, _) in self.last.items():
+            out[name] = out.get(name, 0.0) + cpu - self._before(key)
+        return out
+
+    def _before(self, key: tuple[int, int]) -> float:
+        return self.first[key][1] if key in self.first else 0.0
+
+    def workers_by_title(self) -> dict[str, dict[str, float]]:
+        """Ray workers' processes and CPU seconds, by the first title each took other than
+        ``ray::IDLE`` (``ray::IDLE`` itself for those that never ran anything; titles are cut
+        to 15 characters by the kernel)."""
+        out: dict[str, dict[str, float]] = {}
+        for key, (name, cpu, _) in self.last.items():
+            if name == "Ray workers":
+                title = self.titles.get(key, "ray::IDLE")
+                row = out.setdefault(title, {"processes": 0, "cpu_s": 0.0})
+                row["processes"] += key not in self.first
+                row["cpu_s"] += cpu - self._before(key)
         return out
 
     def started(self, name: str) -> int:
         """How many processes of kind ``name`` started while it ran."""
-        return sum(k not in self.first and n == name for k, (n, _) in self.last.items())
+        return sum(k not in self.first and n == name for k, (n, _, _) in self.last.items())
 
 
 class Timer:
@@ -300,6 +325,7 @@ def profile(
         "value": result["value"],
         "load_before": load,
         "worker_processes": sampler.started("Ray workers"),
+        "workers_by_title": sampler.workers_by_title(),
     }
 
 

@@ -14,8 +14,10 @@ Liu et al., "ABS: Scanning Neural Networks for Back-doors by Artificial Brain St
    * *Patch.* A square patch of ``mask_budget`` of the image (the paper's 6%: 4x4 pixels on
      digits) is put at every ``patch_stride``-th position in the window's receptive field (at
      most 36 positions), its pattern optimised to raise the channel's mean in the window (less
-     ``suppression`` times the other channels'): a third of the ``steps`` (at most 15)
-     everywhere, the rest where the neuron rose most.
+     ``suppression`` times the other channels'): a third of the ``steps`` (at most 15) scout
+     the positions by successive halving (a third of those steps at every position, the next
+     third at the best third of each candidate's positions, ...), the rest go to the position
+     where the neuron rose most.
    * *Filter.* A transformation of the whole image, ``x + conv(x) + b`` (every output channel
      a mix of every input channel's ``filter_size`` x ``filter_size`` neighbourhood, plus a
      tint; ``filter_size=1`` is a colour mapping per pixel), starts as the identity and is
@@ -81,6 +83,10 @@ STIM_BATCH = 4096  # stimulated feature maps per forward pass of the back of the
 # those corners.
 MAX_POSITIONS = 36
 MAX_SCOUT_STEPS = 15
+# The scout's successive halving: its steps in this many rounds, each keeping the best
+# 1/SCOUT_KEEP of every candidate's positions for the next (``bench/README.md``, "ABS's scout")
+SCOUT_ROUNDS = 3
+SCOUT_KEEP = 3
 REVERSALS = ("both", "patch", "filter")
 FILTER_LR = 0.01  # Adam's step on a filter's weights: its residual moves a few hundredths a step
 
@@ -246,6 +252,18 @@ def patch_grid(
         stride += 1
 
 
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` as ``parts`` near-equal counts, the larger first."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _top(score: Tensor, idx: Tensor, keep: int) -> Tensor:
+    """The entries of ``idx`` with the highest ``score``: one if ``keep`` is 1, else a
+    ``1/keep`` share of them (at least one), best first (ties: the earlier position)."""
+    n = 1 if keep == 1 else max(1, math.ceil(len(idx) / keep))
+    return idx[score[idx].argsort(descending=True, stable=True)[:n]]
+
+
 @dataclass
 class ABSDeployment(Deployment):
     # (triggers, C, H, W): each reversed patch (mask x pattern) or filtered clean image, in
@@ -256,7 +274,7 @@ class ABSDeployment(Deployment):
 @register_defense
 class ABS(Defense[ABSConfig]):
     name = "abs"
-    version = 2
+    version = 3  # 3: the scout's successive halving
     summary = "stimulate inner neurons, reverse-engineer patch triggers, flag by REASR; Liu et al."
     kind = "detector"
     access = "white-box"
@@ -421,13 +439,20 @@ class ABS(Defense[ABSConfig]):
         m, owners = torch.stack(boxes), torch.tensor(owner)
         ch, win = neurons[owners], inside[owners]
 
-        def ascend(keep: Tensor, start: Tensor, steps: int) -> tuple[Tensor, Tensor]:
-            """Adam on the pattern logits of trials ``keep``; the logits and final objective:
-            the trial's channel's window mean (less the others', if suppressed) over ``x``."""
+        def ascend(
+            keep: Tensor, start: Tensor, steps: int, state: dict[str, Tensor] | None = None
+        ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+            """Adam on the pattern logits of trials ``keep``, from ``state`` (Adam's moments of
+            those trials, carried from an earlier call) or afresh; the logits, final objective
+            (the trial's channel's window mean, less the others' if suppressed, over ``x``) and
+            Adam's state. Trials never interact (the network is in eval mode, Adam works per
+            element), so a trial's path does not depend on which others share its batch."""
             n, b = len(keep), len(x)
             mk, ck, wk = m[keep], ch[keep].view(-1, 1, 1).expand(n, b, 1), win[keep, None]
             logit = start.clone().requires_grad_()
             optimizer = torch.optim.Adam([logit], lr=0.1)
+            if state is not None:
+                optimizer.state[logit] = {k: v.clone() for k, v in state.items()}
 
             def objective() -> Tensor:
                 stamped = (1 - mk[:, None]) * x[None] + (mk * logit.sigmoid())[:, None]
@@ -443,12 +468,23 @@ class ABS(Defense[ABSConfig]):
                 loss.backward()
                 optimizer.step()
             with torch.no_grad():
-                return logit.detach(), objective()
+                return logit.detach(), objective(), dict(optimizer.state[logit])
 
+        # the scout, by successive halving: every position for a third of its steps, then the
+        # best third of each candidate's positions (at least one) for the next third, ...
         scout = max(1, min(cfg.steps // 3, MAX_SCOUT_STEPS))
-        start = 0.5 * torch.randn((len(m), *x.shape[1:]), generator=gen)
-        logit, score = ascend(torch.arange(len(m)), start, scout)
-        groups = [(owners == i).nonzero().flatten() for i in range(len(neurons))]
-        best = torch.stack([idx[score[idx].argmax()] for idx in groups])
-        logit, _ = ascend(best, logit[best], cfg.steps - scout)
-        return m[best], logit.sigmoid()
+        alive = torch.arange(len(m))
+        logit = 0.5 * torch.randn((len(m), *x.shape[1:]), generator=gen)
+        state: dict[str, Tensor] | None = None
+        rounds = [n for n in _split(scout, SCOUT_ROUNDS) if n]
+        for r, steps in enumerate(rounds):
+            logit, score, state = ascend(alive, logit, steps, state)
+            last = r == len(rounds) - 1
+            keep = torch.cat([
+                _top(score, (owners[alive] == i).nonzero().flatten(), 1 if last else SCOUT_KEEP)
+                for i in range(len(neurons))
+            ])  # fmt: skip
+            alive, logit = alive[keep], logit[keep]
+            state = {k: v if v.dim() == 0 else v[keep] for k, v in state.items()}
+        logit, _, _ = ascend(alive, logit, cfg.steps - scout)  # one per candidate, in order
+        return m[alive], logit.sigmoid()

@@ -164,3 +164,47 @@ def test_a_reversed_filter_stays_within_its_budget_and_starts_as_the_identity() 
     abs_ = ABS(ABSConfig(filter_budget=0.05, steps=20), seed=0)
     w, b = abs_._reverse_filters(front, x, torch.tensor([0, 1]), [(0, 8, 0, 8)] * 2)
     assert (filter_change(x, w, b) <= 0.05 + 1e-6).all() and filter_change(x, w, b).max() > 0.04
+
+
+def test_the_scouts_rounds_carry_each_positions_adam_state(
+    tiny: Splits, tiny_pair: tuple[ArenaNet, ArenaNet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Successive halving drops positions between rounds; a survivor's path must be the one it
+    # would take in one uninterrupted scout, so rounds that keep every position change nothing.
+    import strategies.defenses.abs as abs_module
+
+    badnet = tiny_pair[0].eval().requires_grad_(False)
+    front, _ = badnet.split(badnet.feature_stages[-1])
+    x = tiny.val.x[:6]
+    neurons = torch.tensor([0, 3])
+    wins = [(0, 2, 0, 2), (1, 3, 1, 3)]
+    defense = ABS(ABSConfig(steps=30), seed=0)
+
+    def reverse() -> tuple[torch.Tensor, torch.Tensor]:
+        return defense._reverse(front, x, neurons, wins, torch.Generator().manual_seed(0))
+
+    monkeypatch.setattr(abs_module, "SCOUT_ROUNDS", 1)
+    one_mask, one_pattern = reverse()
+    keep = abs_module._top
+    monkeypatch.setattr(abs_module, "SCOUT_ROUNDS", 3)
+    monkeypatch.setattr(
+        abs_module, "_top", lambda score, idx, k: keep(score, idx, 1) if k == 1 else idx
+    )
+    kept_mask, kept_pattern = reverse()
+    assert torch.equal(one_mask, kept_mask)
+    torch.testing.assert_close(one_pattern, kept_pattern, rtol=0, atol=1e-5)
+    monkeypatch.setattr(abs_module, "_top", keep)
+    halved_mask, _ = reverse()  # each candidate still gets one patch of the same size
+    assert halved_mask.shape == one_mask.shape
+    assert (halved_mask.sum(dim=(1, 2, 3)) == one_mask.sum(dim=(1, 2, 3))).all()
+
+
+def test_halving_keeps_a_third_of_each_candidates_positions_best_first() -> None:
+    from strategies.defenses.abs import _split, _top
+
+    assert _split(15, 3) == [5, 5, 5] and _split(4, 3) == [2, 1, 1] and _split(1, 3) == [1, 0, 0]
+    score = torch.tensor([0.1, 0.9, 0.5, 0.9, 0.2, 0.3, 0.8])
+    idx = torch.tensor([0, 1, 2, 3, 4, 5, 6])
+    assert _top(score, idx, 3).tolist() == [1, 3, 6]  # ceil(7 / 3); ties: the earlier first
+    assert _top(score, idx, 1).tolist() == [1]
+    assert _top(score, torch.tensor([4]), 3).tolist() == [4]
