@@ -106,9 +106,9 @@ CELL_PHASES = ("clean_model", "badnet", "defense", "defense_clean", "metrics")
 
 
 def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float, str]]:
-    """The kind (:func:`kind`), CPU seconds (user + system) and title (``comm``: Ray workers
-    retitle themselves by what they run) of process ``root`` and every live descendant, by
-    (pid, start time) (Linux ``/proc``; empty elsewhere)."""
+    """The kind (:func:`kind`), CPU seconds (user + system) and title (the start of its command
+    line, which Ray workers rewrite to say what they run) of process ``root`` and every live
+    descendant, by (pid, start time) (Linux ``/proc``; empty elsewhere)."""
     ticks = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
     used: dict[int, tuple[int, str, float, str]] = {}
@@ -123,7 +123,12 @@ def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float, str]]:
         fields = stat[stat.rindex(")") + 2 :].split()
         parent[int(entry)] = int(fields[1])
         cpu = (int(fields[11]) + int(fields[12])) / ticks
-        used[int(entry)] = (int(fields[19]), kind(comm, int(entry) == root), cpu, comm)
+        try:
+            title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, UnicodeDecodeError):
+            title = comm
+        title = title.split()[0] if title.strip() else comm
+        used[int(entry)] = (int(fields[19]), kind(comm, int(entry) == root), cpu, title)
     children: dict[int, list[int]] = {}
     for pid, ppid in parent.items():
         children.setdefault(ppid, []).append(pid)
@@ -157,7 +162,7 @@ class CpuSampler:
         self.every = every
         self.first = process_tree(os.getpid())
         self.last = dict(self.first)
-        self.titles: dict[tuple[int, int], str] = {}  # the first title other than ray::IDLE
+        self.titles: dict[tuple[int, int], list[str]] = {}  # its ray:: titles but ray::IDLE
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -169,9 +174,10 @@ class CpuSampler:
     def _read(self) -> None:
         tree = process_tree(os.getpid())
         self.last.update(tree)
-        for key, (_, _, comm) in tree.items():
-            if comm != "ray::IDLE":
-                self.titles.setdefault(key, comm)
+        for key, (_, _, title) in tree.items():
+            seen = self.titles.setdefault(key, [])
+            if title.startswith("ray::") and title != "ray::IDLE" and title not in seen:
+                seen.append(title)
 
     def stop(self) -> dict[str, float]:
         """CPU seconds used since the start, by kind of process."""
@@ -187,13 +193,13 @@ class CpuSampler:
         return self.first[key][1] if key in self.first else 0.0
 
     def workers_by_title(self) -> dict[str, dict[str, float]]:
-        """Ray workers' processes and CPU seconds, by the first title each took other than
-        ``ray::IDLE`` (``ray::IDLE`` itself for those that never ran anything; titles are cut
-        to 15 characters by the kernel)."""
+        """Ray workers' processes and CPU seconds, by the ``ray::`` titles each took other than
+        ``ray::IDLE``, in order, joined by ``+`` (for those that never ran anything: their
+        last title)."""
         out: dict[str, dict[str, float]] = {}
         for key, (name, cpu, _) in self.last.items():
             if name == "Ray workers":
-                title = self.titles.get(key, "ray::IDLE")
+                title = "+".join(self.titles.get(key, [])) or self.last[key][2]
                 row = out.setdefault(title, {"processes": 0, "cpu_s": 0.0})
                 row["processes"] += key not in self.first
                 row["cpu_s"] += cpu - self._before(key)
