@@ -19,7 +19,10 @@ wall and CPU seconds per phase (the data, the clean models and BadNets trained, 
 fits on the BadNet and on the clean model, the scoring passes, the driver's Optuna storage
 calls and LP solves, Ray's scheduling and transfer around each trial), per trial and in
 total, with the CPU time of every process of the duel (the driver, Ray's daemons and workers,
-read from ``/proc``) against the wall time times the CPUs: the share of the cores kept busy.
+read from ``/proc``) against the wall time times the CPUs: the share of the cores kept busy;
+``workers_by_title`` splits Ray's workers by what they ran (the titles Ray gives a worker's
+command line: ``ray::ImplicitFunc`` for Tune's trial actors, ``ray::score_task`` for a trial's
+work, ``ray::_cell_task`` for the payoff matrix's and the interval's cells, ``ray::IDLE``).
 The phases inside cells come from the cells' own clocks (``seconds`` and ``cpu_seconds`` of
 every cell the duel computed, read back from its cache); the driver's phases from timers this
 script wraps around the storage, the solver and the data loader.
