@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,26 @@ def test_reap_session_stops_what_a_killed_drivers_ray_left_running(tmp_path: Pat
         for proc in (agent, other):
             proc.kill()
             proc.wait()
+
+
+def test_tunes_notices_and_its_state_copy_errors_are_quiet_unless_verbose(ray_local: Any) -> None:
+    # Tune logs a traceback when a Ctrl-C lands while it copies its experiment state, which
+    # Arena never restores from: the duel's last line must stay its own "--resume" hint
+    import logging
+
+    from arena.cell.runner import ensure_ray
+
+    names = ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state")
+    root = logging.getLogger()
+    saved = [root.level, *(logging.getLogger(n).level for n in names)]
+    try:
+        root.setLevel(logging.WARNING)
+        ensure_ray()
+        assert not any(logging.getLogger(n).isEnabledFor(logging.ERROR) for n in names)
+        root.setLevel(logging.INFO)  # -v
+        ensure_ray()
+        assert all(logging.getLogger(n).isEnabledFor(logging.ERROR) for n in names)
+    finally:
+        root.setLevel(saved[0])
+        for name, level in zip(names, saved[1:], strict=True):
+            logging.getLogger(name).setLevel(level)
