@@ -139,8 +139,8 @@ def process_tree(root: int) -> dict[tuple[int, int], tuple[str, float, str]]:
     while todo:
         pid = todo.pop()
         if pid in used:
-            start, name, cpu, comm = used[pid]
-            out[pid, start] = (name, cpu, comm)
+            start, name, cpu, title = used[pid]
+            out[pid, start] = (name, cpu, title)
         todo.extend(children.get(pid, []))
     return out
 
@@ -200,9 +200,9 @@ class CpuSampler:
         ``ray::IDLE``, in order, joined by ``+`` (for those that never ran anything: their
         last title)."""
         out: dict[str, dict[str, float]] = {}
-        for key, (name, cpu, _) in self.last.items():
+        for key, (name, cpu, last_title) in self.last.items():
             if name == "Ray workers":
-                title = "+".join(self.titles.get(key, [])) or self.last[key][2]
+                title = "+".join(self.titles.get(key, [])) or last_title
                 row = out.setdefault(title, {"processes": 0, "cpu_s": 0.0})
                 row["processes"] += key not in self.first
                 row["cpu_s"] += cpu - self._before(key)
