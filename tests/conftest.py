@@ -3,15 +3,30 @@ training thread for the tests that train in-process."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import torch
 
 import arena.core.train
+import arena.plugins
 from arena.core.train import TrainConfig, train_classifier
 from arena.data import Splits, load_dataset
 from arena.models import ArenaNet, build_model
+
+# Arena's own suites run over the built-ins whatever plugins this environment has installed
+# (the subprocesses and Ray workers the tests start inherit it); a test that means to load
+# installed plugins says installed=True
+os.environ[arena.plugins.NO_INSTALLED] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Whatever a test loads (``--plugin``, ``ARENA_PLUGINS``) leaves the registries with it."""
+    monkeypatch.setenv(arena.plugins.ENV, "")  # restored after the test, whoever changed it
+    with arena.plugins.isolated():
+        yield
 
 
 @pytest.fixture(scope="session")

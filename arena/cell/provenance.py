@@ -30,7 +30,7 @@ from typing import Any
 from arena.core.cache import tensor_digest
 from arena.data import DataRef
 from arena.data.splits import Splits
-from strategies import ATTACKS, DEFENSES
+from arena.plugins import is_builtin, origin, tables
 
 SCHEMA_VERSION = 1
 LIBRARIES = ("torch", "optuna", "ray", "numpy", "scipy")
@@ -82,13 +82,22 @@ def _dataset(ref: DataRef) -> dict[str, Any]:
 
 
 def plugins() -> dict[str, dict[str, Any]]:
-    """Registered strategies whose class lives outside Arena's ``strategies`` package."""
+    """Registered attacks, defenses, models and datasets that a plugin brought
+    (:mod:`arena.plugins`), or whose class lives outside Arena's ``strategies`` package: by
+    ``kind:name``, the module, the version and the plugin it came from."""
     out = {}
-    for kind, table in (("attack", ATTACKS), ("defense", DEFENSES)):
-        for name, cls in sorted(table.items()):
-            module = getattr(cls, "__module__", "")
-            if not module.startswith("strategies."):
-                out[f"{kind}:{name}"] = {"module": module, "version": getattr(cls, "version", None)}
+    for kind, table in tables().items():
+        for name, entry in sorted(table.items()):
+            thing = entry if kind in ("attack", "defense") else getattr(entry, "build", None)
+            thing = thing or getattr(entry, "loader", None)
+            module = getattr(thing, "__module__", "") or ""
+            outside = kind in ("attack", "defense") and not module.startswith("strategies.")
+            if not is_builtin(kind, name) or outside:
+                out[f"{kind}:{name}"] = {
+                    "module": module,
+                    "version": getattr(entry, "version", None),
+                    "origin": origin(kind, name),
+                }
     return out
 
 

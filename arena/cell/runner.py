@@ -33,6 +33,13 @@ from arena.core.device import resolve_device, set_device
 from arena.core.memory import keep_freed_memory
 from arena.core.processes import pid_alive, processes_under
 from arena.models import build_model
+from arena.plugins import (
+    installed_distributions,
+    job_runtime_env,
+    load_plugins,
+    missing,
+    runtime_env,
+)
 from strategies.players import AttackerStrategy, DefenderStrategy
 
 log = logging.getLogger(__name__)
@@ -104,14 +111,21 @@ class Resources:
     def for_tune(self) -> dict[str, float]:
         return {"cpu": self.cpu, "gpu": self.gpu}
 
-    def for_task(self) -> dict[str, float]:
-        return {"num_cpus": self.cpu, "num_gpus": self.gpu}
+    def for_task(self) -> dict[str, Any]:
+        return {"num_cpus": self.cpu, "num_gpus": self.gpu, **_plugin_env()}
 
-    def for_trial_task(self) -> dict[str, float]:
+    def for_trial_task(self) -> dict[str, Any]:
         """What a trial's task asks for (``studies/trial.py``): :data:`TRIAL_TASK_SHARE` of the
         CPUs, so that it fits beside trial actors of :data:`TRIAL_ACTOR_CPU` on any node that
         holds the whole trial; the task pins ``round(cpus)`` threads (:func:`pin_threads`)."""
-        return {"num_cpus": self.cpu * TRIAL_TASK_SHARE, "num_gpus": self.gpu}
+        return {"num_cpus": self.cpu * TRIAL_TASK_SHARE, "num_gpus": self.gpu, **_plugin_env()}
+
+
+def _plugin_env() -> dict[str, Any]:
+    """The runtime environment that takes the ``--plugin`` modules and files to a task's worker
+    (:func:`arena.plugins.runtime_env`); nothing without them, so tasks share Ray's workers."""
+    env = runtime_env()
+    return {} if env is None else {"runtime_env": env}
 
 
 @dataclass(frozen=True)
@@ -208,7 +222,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
         }
         try:
             if target:
-                ray.init(address=target, **kwargs)
+                # the --plugin files travel to nodes that do not share this machine's files
+                ray.init(address=target, runtime_env=job_runtime_env() or None, **kwargs)
             else:  # "local": a private instance, never one that `ray start` left running
                 cpus = num_cpus or os.cpu_count() or 1
                 ray.init(
@@ -393,6 +408,34 @@ def check_shared_cache(cache_url: str) -> None:
         )
 
 
+def check_plugins() -> None:
+    """Fail unless every node of the connected cluster has the installed plugins this driver
+    loaded (the ``--plugin`` ones travel with the tasks): a zero-CPU task on each node lists
+    the distributions it lacks."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    wanted = installed_distributions()
+    info = cluster_info()
+    if not wanted or len(info.nodes) < 2:
+        return
+    task = ray.remote(num_cpus=0)(missing)
+    refs = {
+        node: task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+        ).remote(wanted)
+        for node in info.nodes
+    }
+    for node, ref in refs.items():
+        lacking = ray.get(ref)
+        if lacking:
+            raise RayUnavailable(
+                f"the plugin {lacking[0]} is not installed on node {node[:12]}; install it on "
+                "every node (pip install it there, or put it in the cluster's image), or pass "
+                "its module or file with --plugin, which travels with the tasks"
+            )
+
+
 def pin_threads() -> int:
     """Inside a Ray task or trial: as many torch threads as the CPUs Ray granted it (one by
     default). Two OpenMP threads that share a core with another trial run many times slower
@@ -414,6 +457,7 @@ def prepare_worker(setting: Setting) -> str:
     import ray
 
     keep_freed_memory()
+    load_plugins()  # the installed ones and those ARENA_PLUGINS names (the task's runtime env)
     set_device(setting.device)
     pin_threads()
     return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else "local"

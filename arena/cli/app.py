@@ -38,6 +38,10 @@ the BadNet is too inaccurate to be deployed, the undefended ASR if the defense c
 """
 
 DEBUG_HELP = "show the traceback of an error (also ARENA_DEBUG=1)"
+PLUGIN_HELP = (
+    "load attacks, defenses, models or datasets from a module or a .py file (repeatable; also "
+    "ARENA_PLUGINS; installed plugins load by themselves: docs/extending.md)"
+)
 
 EXPECTED: tuple[type[BaseException], ...] = (CLIError, ValueError, OSError)
 """Errors a user can cause and fix (a bad option, a file that is not there or cannot be
@@ -48,6 +52,7 @@ exit status 1 and a report file."""
 EPILOG = """\
 examples:
   arena list
+  arena list --plugin my_defense.py
   arena evaluate --attacker badnets --defender strip
   arena evaluate --attacker tca --defender abs --json
   arena duel --attacker tca --defender abs --budget quick
@@ -100,14 +105,40 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
     )
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help=PLUGIN_HELP
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in commands():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         # also after the command's name; SUPPRESS keeps it from undoing `arena --debug CMD`
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        p.add_argument(
+            "--plugin",
+            action="append",
+            dest="command_plugin",
+            default=[],
+            metavar="MODULE_OR_FILE",
+            help=PLUGIN_HELP,
+        )
         p.set_defaults(handler=command)
     return parser
+
+
+def load_plugins(specs: list[str]) -> None:
+    """The installed plugins and those ``--plugin`` names, before the command reads any
+    registry; the named ones also go into ``ARENA_PLUGINS`` (made absolute), so the processes
+    a command starts (``arena table --jobs``) load them too. A plugin that cannot be loaded is
+    one warning line; the rest of the catalog works."""
+    from arena.plugins import ENV
+    from arena.plugins import load_plugins as load
+
+    load(specs)
+    if specs:
+        given = [os.path.abspath(s) if s.endswith(".py") or os.sep in s else s for s in specs]
+        known = [s for s in os.environ.get(ENV, "").split(os.pathsep) if s]
+        os.environ[ENV] = os.pathsep.join(dict.fromkeys([*known, *given]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("ARENA_DEBUG", "") not in ("", "0")
     keep_freed_memory()  # commands that score cells here (evaluate, defend) allocate as workers do
     try:
+        load_plugins([*args.plugin, *args.command_plugin])
         return int(args.handler.run(args))
     except KeyboardInterrupt:
         print("arena: interrupted", file=sys.stderr)

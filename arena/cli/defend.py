@@ -31,7 +31,16 @@ class DefendCommand(Command):
             "--model",
             dest="model_file",
             required=True,
-            help="model file written by `arena train`",
+            help="model file written by `arena train`, or a plain safetensors file of weights "
+            "with --model-config",
+        )
+        parser.add_argument(
+            "--model-config",
+            default=None,
+            metavar="JSON",
+            help="the network of a plain safetensors file trained outside Arena: a JSON object "
+            "with arch (a built-in or --plugin architecture), image_shape, num_classes and "
+            "optionally data (docs/extending.md)",
         )
         parser.add_argument("--defender", required=True, help="defense name (see `arena list`)")
         parser.add_argument(
@@ -70,7 +79,7 @@ class DefendCommand(Command):
         from strategies import defense_class
 
         cache = writable_cache(args.cache)
-        model, header = load_model(args.model_file)
+        model, header = load_model(args.model_file, args.model_config)
         ref = data_ref(args, default=recorded_data(header, args))
         data = ref.load()
         if tuple(data.image_shape) != tuple(model.image_shape):

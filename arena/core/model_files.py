@@ -91,8 +91,9 @@ def check_spec(
     arch = spec.get("arch")
     if not isinstance(arch, str) or arch not in MODELS:
         raise ModelFileError(
-            f"{source}: header field model.arch={arch!r} is not a known architecture; "
-            f"known: {', '.join(sorted(MODELS))}"
+            f"{source}: header field model.arch={arch!r} is not a known architecture (known: "
+            f"{', '.join(sorted(MODELS))}); if a plugin's, load the plugin that defines it with "
+            "--plugin or install it (a file's header never imports anything)"
         )
     classes = spec.get("num_classes")
     if not isinstance(classes, int) or isinstance(classes, bool) or not 2 <= classes <= MAX_CLASSES:
@@ -132,10 +133,54 @@ def check_spec(
     return arch, image_shape, classes
 
 
-def model_from_bytes(data: bytes, source: str = "model file") -> tuple[ArenaNet, dict[str, Any]]:
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest model config read (a few fields of JSON)."""
+
+
+def config_header(path: str | Path, source: str = "model file") -> dict[str, Any]:
+    """The header of a plain safetensors file of weights (a network trained outside Arena,
+    saved with ``safetensors.torch.save_file(model.state_dict(), ...)``), read from the JSON
+    config beside it: ``{"arch": ..., "image_shape": [C, H, W], "num_classes": N}`` and, if
+    given, ``"data"`` (the defaults of the defender's data, as a model file records them).
+    The config is untrusted like any header: its fields are checked the same way
+    (:func:`check_spec`), and an architecture only a plugin defines must be loaded first."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"no model config at {p}; give --model-config a JSON file")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{p} is larger than a model config may be ({MAX_CONFIG_BYTES} bytes)")
+    try:
+        config = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{p} is not JSON ({type(e).__name__}); give a JSON object") from None
+    fields = ("arch", "image_shape", "num_classes")
+    if not isinstance(config, dict) or any(k not in config for k in fields):
+        raise ModelFileError(
+            f"{p} is not a model config: give a JSON object with arch, image_shape [C, H, W] "
+            "and num_classes (and optionally data)"
+        )
+    unknown = sorted(set(config) - {*fields, "data"})
+    if unknown:
+        raise ModelFileError(f"{p}: unknown field {unknown[0]!r}; known: {', '.join(fields)}, data")
+    header = {"format": FORMAT, "model": {k: config[k] for k in fields}}
+    if "data" in config:
+        header["data"] = config["data"]
+    return header
+
+
+def model_from_bytes(
+    data: bytes, source: str = "model file", config: str | Path | None = None
+) -> tuple[ArenaNet, dict[str, Any]]:
     """Rebuild the network a model file describes and load its weights (strictly); the
-    header's description is checked (:func:`check_spec`) before the network is built."""
-    meta = read_header(data, source)
+    header's description is checked (:func:`check_spec`) before the network is built. With
+    ``config``, the file may be a plain safetensors file and its network is the config's
+    (:func:`config_header`)."""
+    if config is None:
+        meta = read_header(data, source)
+    else:
+        if data.startswith(_PICKLE_PREFIXES) and data[8:9] != b"{":
+            read_header(data, source)  # refuses a pickle in one line
+        meta = config_header(config, source)
     spec = meta["model"]
     arch, image_shape, classes = check_spec(spec, source, file_bytes=len(data))
     try:
@@ -172,8 +217,12 @@ def save_model(path: str | Path, model: ArenaNet, header: dict[str, Any] | None 
     Path(path).write_bytes(model_to_bytes(model, header))
 
 
-def load_model(path: str | Path) -> tuple[ArenaNet, dict[str, Any]]:
-    """Load a model file; a missing, pickled or inconsistent file is a :class:`ModelFileError`."""
+def load_model(
+    path: str | Path, config: str | Path | None = None
+) -> tuple[ArenaNet, dict[str, Any]]:
+    """Load a model file (with ``config``, a plain safetensors file of weights and the JSON
+    config of its network: :func:`config_header`); a missing, pickled or inconsistent file is
+    a :class:`ModelFileError`."""
     p = Path(path)
     if not p.exists():
         raise ModelFileError(f"no model file at {p}; write one with `arena train --out {p}`")
@@ -194,7 +243,7 @@ def load_model(path: str | Path) -> tuple[ArenaNet, dict[str, Any]]:
             f"{p} holds {size} bytes, more than the {MAX_FILE_BYTES} of the largest model file "
             "Arena reads"
         )
-    return model_from_bytes(p.read_bytes(), str(p))
+    return model_from_bytes(p.read_bytes(), str(p), config)
 
 
 def torch_device_of(model: torch.nn.Module) -> torch.device:

@@ -30,6 +30,7 @@ __all__ = [
     "Split",
     "Splits",
     "load_dataset",
+    "register_dataset",
     "shapes_images",
 ]
 
@@ -112,6 +113,15 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 DEFAULT_DATASET = "digits"
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add a plugin's dataset to :data:`DATASETS` (``spec.loader(path, seed, image_size,
+    limit)`` returns :class:`Splits`); a name already there is refused."""
+    if spec.name in DATASETS:
+        raise ValueError(f"dataset {spec.name!r} is registered twice")
+    DATASETS[spec.name] = spec
+    return spec
 
 
 def load_dataset(

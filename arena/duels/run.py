@@ -35,6 +35,7 @@ from arena.cell.pruning import GateRule
 from arena.cell.rules import VERSION as RULES_VERSION
 from arena.cell.runner import (
     Compute,
+    check_plugins,
     check_shared_cache,
     on_local_ray,
     play_rows,
@@ -201,6 +202,7 @@ def _run_held(
     setting = replace(spec.setting, cache_url=absolute_url(spec.setting.cache_url), device=device)
     if compute.target:
         check_shared_cache(setting.cache_url)
+        check_plugins()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = setting.splits()

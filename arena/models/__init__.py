@@ -43,11 +43,37 @@ MODELS: dict[str, ModelSpec] = {
 DEFAULT_MODEL = "small-cnn"
 
 
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a plugin's architecture to :data:`MODELS` (``spec.build(image_shape, num_classes)``
+    returns an :class:`ArenaNet`, whose stages white-box defenses cut); a name already there
+    is refused."""
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    MODELS[spec.name] = spec
+    return spec
+
+
 def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int) -> ArenaNet:
     """A freshly initialised ``name`` network for images of ``image_shape`` (C, H, W)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    return MODELS[name].build(tuple(image_shape), int(num_classes))  # type: ignore[arg-type]
+    model = MODELS[name].build(tuple(image_shape), int(num_classes))  # type: ignore[arg-type]
+    if not isinstance(model, ArenaNet):  # a plugin's builder: Arena reaches into its stages
+        raise ValueError(
+            f"model {name!r} built a {type(model).__name__}, not an arena.models.ArenaNet; "
+            "build the network as ArenaNet stages (or a subclass), so defenses can see them"
+        )
+    if model.arch != name:  # its model files record the arch, which must rebuild it
+        raise ValueError(f"model {name!r} built a network whose arch is {model.arch!r}")
+    return model
 
 
-__all__ = ["MODELS", "DEFAULT_MODEL", "ArenaNet", "ModelSpec", "Normalize", "build_model"]
+__all__ = [
+    "MODELS",
+    "DEFAULT_MODEL",
+    "ArenaNet",
+    "ModelSpec",
+    "Normalize",
+    "build_model",
+    "register_model",
+]

@@ -9,6 +9,7 @@ from arena.core.config import Range
 from arena.core.train import TrainConfig
 from arena.data import DATASETS
 from arena.models import MODELS
+from arena.plugins import origin
 from strategies import ATTACKS, DEFENSES
 
 
@@ -37,6 +38,7 @@ def catalog() -> dict[str, Any]:
             name: {
                 "description": cls.summary,
                 "clean_label": cls.clean_label,
+                "origin": origin("attack", name),
                 "parameters": _space(cls.config_cls),
             }
             for name, cls in sorted(ATTACKS.items())
@@ -46,13 +48,21 @@ def catalog() -> dict[str, Any]:
                 "description": cls.summary,
                 "kind": cls.kind,
                 "access": cls.access,
+                "origin": origin("defense", name),
                 "parameters": _space(cls.config_cls),
             }
             for name, cls in sorted(DEFENSES.items())
         },
-        "models": {name: {"description": spec.description} for name, spec in MODELS.items()},
+        "models": {
+            name: {"description": spec.description, "origin": origin("model", name)}
+            for name, spec in MODELS.items()
+        },
         "datasets": {
-            name: {"description": spec.description, "needs_path": spec.needs_path}
+            name: {
+                "description": spec.description,
+                "needs_path": spec.needs_path,
+                "origin": origin("dataset", name),
+            }
             for name, spec in DATASETS.items()
         },
         "training_recipe": _space(TrainConfig),

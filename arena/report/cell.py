@@ -20,10 +20,10 @@ def _pct(v: float | None) -> str:
 
 def print_catalog(cat: dict[str, Any]) -> None:
     for section, columns in [
-        ("attacks", ["description"]),
-        ("defenses", ["kind", "access", "description"]),
-        ("models", ["description"]),
-        ("datasets", ["description"]),
+        ("attacks", ["description", "origin"]),
+        ("defenses", ["kind", "access", "description", "origin"]),
+        ("models", ["description", "origin"]),
+        ("datasets", ["description", "origin"]),
     ]:
         table = Table(title=section, title_justify="left", show_edge=False)
         table.add_column("name", style="bold")

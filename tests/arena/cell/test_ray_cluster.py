@@ -9,6 +9,10 @@ Each trial is held a few seconds (a worker setup hook): a study's first trial re
 cell in a fraction of a second, and Tune hands a finished trial's actor to the next trial when
 that trial's own actor is still starting, so without the hold two trials of this tiny duel may
 never overlap. Real trials train for minutes.
+
+On the same cluster, a ``--plugin`` file's config reaches a task on each worker node, whose
+worker imports the plugin to read it; and an installed plugin that a node lacks is named
+before any work.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ quiet_ray_env()
 import ray
 from ray.cluster_utils import Cluster
 
+from arena.cell.setting import Setting
 from arena.cli.app import main
 
 cluster = Cluster(
@@ -56,6 +61,76 @@ def hold_each_trial() -> None:
     oracle.score_trial = held
 
 
+PLUGIN = '''
+from dataclasses import dataclass
+
+from arena.core.config import param
+from arena.plugins import register_defense
+from strategies.defenses.base import Defense, DefenseConfig, Deployment
+
+
+@dataclass(frozen=True)
+class NoddingConfig(DefenseConfig):
+    nods: int = param(1, low=1, high=3, help="nods")
+
+
+@register_defense
+class Nodding(Defense[NoddingConfig]):
+    name = "nodding"
+    version = 1
+    summary = "serves the model as it is"
+    kind = "none"
+    access = "black-box"
+    config_cls = NoddingConfig
+
+    def fit_copy(self, model, clean):
+        return Deployment(model)
+'''
+
+
+def played_on_every_node(nodes):
+    # a --plugin file's defense config, sent to a task on each node: what each worker read
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    import arena.plugins as plugins
+    from arena.cell import runner
+
+    # not beside the script, whose folder Ray puts on its workers' path
+    Path("plugins").mkdir()
+    Path("plugins/nodding_plugin.py").write_text(PLUGIN)
+    [loaded] = plugins.load_plugins([str(Path("plugins/nodding_plugin.py").resolve())])
+    assert loaded.error is None, loaded.error
+
+    def read(config):
+        from arena.cell.runner import prepare_worker
+        from arena.cell.setting import Setting
+        from strategies import DEFENSES
+
+        prepare_worker(Setting())
+        return type(config).__module__, config.nods, DEFENSES["nodding"].__name__
+
+    config = plugins.tables()["defense"]["nodding"].config_cls(nods=2)
+    options = runner.plan_resources(runner.Compute(), Setting()).for_task()
+    seen = {
+        node: ray.get(
+            ray.remote(read)
+            .options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False), **options
+            )
+            .remote(config)
+        )
+        for node in nodes
+    }
+    # an installed plugin the driver loaded but a node lacks is named before any work
+    runner.installed_distributions = lambda: ["arena-ghost 9.9"]
+    try:
+        runner.check_plugins()
+        missing = ""
+    except RayUnavailable as exc:
+        missing = str(exc)
+    return {"seen": seen, "missing": missing}
+
+
 ray.init(
     address=cluster.address,
     include_dashboard=False,
@@ -70,7 +145,10 @@ try:
         refused = ""
     except RayUnavailable as exc:
         refused = str(exc)
-    Path(sys.argv[1]).write_text(json.dumps({"nodes": nodes, "refused": refused}))
+    plugin = played_on_every_node([n for n, res in nodes.items() if res.get("CPU")])
+    Path(sys.argv[1]).write_text(
+        json.dumps({"nodes": nodes, "refused": refused, "plugin": plugin})
+    )
 finally:
     ray.shutdown()
     cluster.shutdown()
@@ -111,3 +189,9 @@ def test_a_duel_spreads_over_cluster_nodes_and_agrees_with_one_node(
 
     ops.matches_reference(result, reference_duel.result)
     assert "'memory://arena-probe' is not shared with 3 of 3 nodes" in seen["refused"]
+
+    # a --plugin file reaches the workers of both worker nodes; a missing installed one is named
+    plugin = seen["plugin"]
+    assert set(plugin["seen"]) == workers
+    assert all(v == ["nodding_plugin", 2, "Nodding"] for v in plugin["seen"].values())
+    assert plugin["missing"].startswith("the plugin arena-ghost 9.9 is not installed on node ")
