@@ -117,53 +117,32 @@ def data_ref(args: argparse.Namespace, default: dict[str, Any] | None = None) ->
 def build_configs(
     args: argparse.Namespace, attacker: str | None, defender: str | None
 ) -> dict[str, Any]:
-    from arena.core.overrides import apply_overrides
-    from arena.core.train import TrainConfig
-    from strategies import attack_class, defense_class
-    from strategies.defenses import parse_defenses
+    """The attack's, recipe's and defense's configs with ``-A``, ``-T`` and ``-D`` applied
+    (:func:`arena.api.strategy_configs`)."""
+    from arena.api import strategy_configs
 
-    out: dict[str, Any] = {}
-    if attacker is not None:
-        attack_cfg = attack_class(attacker).config_cls()
-        out["attack"] = apply_overrides(attack_cfg, getattr(args, "attack_param", None), attacker)
-        out["train"] = apply_overrides(TrainConfig(), getattr(args, "train_param", None), "train")
-    if defender is not None:
-        names = parse_defenses(defender)
-        items = getattr(args, "defense_param", None) or []
-        if len(names) == 1:
-            defense_cfg = defense_class(defender).config_cls()
-            out["defense"] = apply_overrides(defense_cfg, items, defender)
-        else:  # a pipeline: -D stage.field=value
-            stray = [i for i in items if i.partition("=")[0].partition(".")[0] not in names]
-            if stray:
-                raise ValueError(
-                    f"defense parameter {stray[0]!r} names no stage of {defender}; in a pipeline "
-                    f"write -D STAGE.FIELD=VALUE, e.g. -D {names[-1]}.FIELD=VALUE"
-                )
-            out["defense"] = [
-                apply_overrides(
-                    defense_class(n).config_cls(),
-                    [i.partition(".")[2] for i in items if i.partition(".")[0] == n],
-                    n,
-                )
-                for n in names
-            ]
-    return out
+    return strategy_configs(
+        attacker,
+        defender,
+        attack_params=getattr(args, "attack_param", None),
+        train_params=getattr(args, "train_param", None),
+        defense_params=getattr(args, "defense_param", None),
+    )
 
 
 def build_players(
     args: argparse.Namespace, attacker: str, defender: str
 ) -> tuple[AttackerStrategy, DefenderStrategy]:
     """The attacker and defender strategies the command line names, with ``-A``, ``-T`` and
-    ``-D`` applied."""
-    from strategies.defenses import parse_defenses
-    from strategies.players import AttackerStrategy, DefenderStrategy
+    ``-D`` applied (:func:`arena.api.players`)."""
+    from arena.api import players
 
-    configs = build_configs(args, attacker, defender)
-    stages = configs["defense"] if isinstance(configs["defense"], list) else [configs["defense"]]
-    return (
-        AttackerStrategy(attacker, configs["attack"], configs["train"]),
-        DefenderStrategy(tuple(zip(parse_defenses(defender), stages, strict=True))),
+    return players(
+        attacker,
+        defender,
+        attack_params=getattr(args, "attack_param", None),
+        train_params=getattr(args, "train_param", None),
+        defense_params=getattr(args, "defense_param", None),
     )
 
 
@@ -189,23 +168,14 @@ def setting(args: argparse.Namespace) -> Setting:
 
 def check_output_dir(path: str, option: str = "--out") -> None:
     """Fail, in one line naming ``option``, unless ``path`` is a folder that exists or can be
-    made, and can be written in: checked before any work."""
-    import os
-    from pathlib import Path
-
+    made, and can be written in: checked before any work (:func:`arena.api.check_output_dir`)."""
+    from arena.api import check_output_dir as check
     from arena.cli.base import CLIError
 
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise CLIError(f"{option} {path} is a file, not a folder; give {option} a folder")
-    existing = folder
-    while not existing.exists():  # the nearest folder that exists must let us make the rest
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise CLIError(
-            f"{option} {path} cannot be written ({existing} is not a writable folder); give "
-            f"{option} a folder you can write to"
-        )
+    try:
+        check(path, option)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
 
 
 def check_output_file(path: str, option: str = "--out") -> None:

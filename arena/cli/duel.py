@@ -6,12 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from arena.cli.args import (
-    add_data_arguments,
-    add_gate_arguments,
-    check_output_dir,
-    setting,
-)
+from arena.cli.args import add_data_arguments, add_gate_arguments, setting
 from arena.cli.base import CLIError, Command
 
 BUDGET_HELP = """\
@@ -133,59 +128,43 @@ class DuelCommand(Command):
         parser.add_argument("--json", action="store_true", help="print duel.json at the end")
 
     def run(self, args: argparse.Namespace) -> int:
+        from arena.api import prepare_duel
         from arena.core.jsonio import dumps
-        from arena.duels.audit import run_audit
-        from arena.duels.run import DuelSpec, absolute_storage, preflight, run_duel
         from arena.report.duel import write_report
-        from strategies.players import parse_attackers, parse_defenders
         from studies.lease import LeaseError
         from studies.oracle import DuelInterrupted
-        from studies.storage import DEFAULT_STORAGE, redact
+        from studies.storage import redact
 
         budget = budget_of(args)
-        spec = DuelSpec(args.attacker, args.defender, setting(args), budget, seed=args.seed)
-        name = args.name or spec.name
-        storage = args.storage or DEFAULT_STORAGE
-        out = args.out or f"runs/duels/{name}"
-        compute = compute_of(args)
-        audit = None
-        if args.audit is not None:
-            from arena.duels.audit import AuditSpec
-
-            audit = AuditSpec(trials=args.audit)
         # names, device, storage, cache, output folder and data are checked before anything
-        # runs, so a typo costs nothing (the cluster, if any, is joined and checked by
-        # run_duel, still before any work)
-        parse_attackers(args.attacker)
-        parse_defenders(args.defender)
-        if not compute.target:
-            from arena.core.device import resolve_device
-
-            resolve_device(args.device)
-        check_output_dir(out)
-        preflight(spec, absolute_storage(storage))  # run_duel checks it again, for other callers
+        # runs, so a typo costs nothing (the cluster, if any, is joined and checked when the
+        # duel runs, still before any work)
+        plan = prepare_duel(
+            args.attacker,
+            args.defender,
+            setting=setting(args),
+            budget=budget,
+            seed=args.seed,
+            storage=args.storage,
+            out=args.out,
+            name=args.name,
+            resume=args.resume,
+            address=args.address,
+            device=args.device,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            max_failures=args.max_failures,
+            audit=args.audit,
+        )
+        name, storage, out, compute = plan.name, plan.storage, plan.out, plan.compute
         view = DuelView(quiet=args.json)
-        view.start(name, spec, storage, compute.where())
+        view.start(name, plan.spec, storage, compute.where())
         try:
-            result = run_duel(
-                spec,
-                name=name,
-                storage_url=storage,
-                out_dir=out,
-                resume=args.resume,
-                compute=compute,
-                hooks=view.hooks(show_nodes=bool(compute.target)),
-            )
-            if audit is not None:
-                view.say(f"[bold]audit[/] of {name}: {audit.trials} trials per side")
-                run_audit(
-                    result,
-                    audit,
-                    storage_url=storage,
-                    out_dir=out,
-                    resume=args.resume,
-                    compute=compute,
-                    hooks=view.hooks(show_nodes=bool(compute.target), audit=True),
+            result = plan.run(hooks=view.hooks(show_nodes=bool(compute.target)))
+            if plan.audit is not None:
+                view.say(f"[bold]audit[/] of {name}: {plan.audit.trials} trials per side")
+                plan.run_audit(
+                    result, hooks=view.hooks(show_nodes=bool(compute.target), audit=True)
                 )
         except (DuelInterrupted, LeaseError) as e:  # another driver has the duel, or had it
             raise CLIError(str(e)) from None
@@ -240,13 +219,9 @@ def add_budget_arguments(parser: argparse.ArgumentParser, default: str) -> None:
 
 def budget_of(args: argparse.Namespace) -> Any:
     """The :class:`~arena.game.budget.Budget` of :func:`add_budget_arguments`' flags."""
-    from arena.game.budget import BUDGETS, Budget
+    from arena.api import BUDGET_FIELDS, resolve_budget
 
-    preset = BUDGETS[args.budget]
-    fields = ("rounds", "attacker_trials", "defender_trials", "epsilon", "seeds", "ci_seeds",
-              "ci_half_width", "max_ci_seeds", "prune")  # fmt: skip
-    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
-    return Budget(**{**preset.__dict__, **overrides})
+    return resolve_budget(args.budget, **{k: getattr(args, k) for k in BUDGET_FIELDS})
 
 
 class DuelView:

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from arena.cli.args import (
-    add_data_arguments,
-    add_gate_arguments,
-    add_param_arguments,
-    build_players,
-    setting,
-    writable_cache,
-)
+from arena.cli.args import add_data_arguments, add_gate_arguments, add_param_arguments
 from arena.cli.base import Command, emit_json
 
 
@@ -30,18 +23,28 @@ class EvaluateCommand(Command):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, args: argparse.Namespace) -> int:
-        from arena.cell.play import evaluate
+        from arena.api import evaluate
 
-        attacker, defender = build_players(args, args.attacker, args.defender)
-        cache = writable_cache(args.cache)
-        args_setting = setting(args)
-        result = evaluate(attacker, defender, args_setting, seed=args.seed, cache=cache)
+        data = {"dataset": args.dataset, "data_path": args.data_path,
+                "image_size": args.image_size, "limit": args.limit}  # fmt: skip
+        cell = evaluate(
+            args.attacker,
+            args.defender,
+            **{k: v for k, v in data.items() if v is not None},  # unset: the data's defaults
+            model=args.model,
+            seed=args.seed,
+            cache=args.cache,
+            attack_params=args.attack_param,
+            train_params=args.train_param,
+            defense_params=args.defense_param,
+            delta_attack=args.delta_attack,
+            delta_defense=args.delta_defense,
+            frr_budget=args.frr_budget,
+        )
         if args.json:
-            from arena.cell.provenance import stamped
-
-            emit_json(stamped(result.to_json(), data=args_setting.data, seeds=[args.seed]))
+            emit_json(cell.to_dict())
         else:
             from arena.report.cell import print_cell
 
-            print_cell(args.attacker, args.defender, result)
+            print_cell(args.attacker, args.defender, cell.result)
         return 0
