@@ -33,8 +33,9 @@ script wraps around the storage, the solver and the data loader.
 REF (a git worktree of it in a temporary folder, imported first through ``PYTHONPATH`` by the
 driver and its Ray workers), interleaved pair by pair (REF first, then this code; the order
 swaps on each repeat), each ``arena duel ... --json`` its own process with its own cache and
-storage: wall time, value and its 95% interval, the 1-minute load before and after. Default
-pairs ``tca:abs,badnets:strip``, budget ``default``.
+storage: wall time, value, the value re-solved on fresh seeds with its 95% interval, the
+1-minute load before and after; and whether each side's values lie within the other's
+interval. Default pairs ``tca:abs,badnets:strip``, budget ``default``.
 
     python bench/duel.py --compare d1b43f7 [--pairs tca:abs,badnets:strip] [--budget default]
     python bench/duel.py --compare d1b43f7 --budget quick --repeats 3
@@ -381,6 +382,7 @@ def play(checkout: Path, pythonpath: str | None, pair: str, budget: str, root: P
     return {
         "wall_s": round(wall, 1),
         "value": result["value"],
+        "fresh_value": ci.get("mean"),
         "ci": [ci.get("low"), ci.get("high")],
         "trainings": result["trainings"],
         "load_before": round(load, 2),
@@ -425,6 +427,11 @@ def compare(ref: str, pairs: list[str], budget: str, repeats: int, tmp: Path) ->
                 "wall_ratio": round(cur_wall / ref_wall, 3),
                 "current_value_in_ref_ci": within(last_cur["value"], last_ref["ci"]),
                 "ref_value_in_current_ci": within(last_ref["value"], last_cur["ci"]),
+                # the value the interval is about: the game re-solved on fresh seeds
+                # (docs/values.md); the duel's own value is measured on the seeds its oracles
+                # chose their responses on, and lies above it by the winner's curse
+                "current_fresh_value_in_ref_ci": within(last_cur["fresh_value"], last_ref["ci"]),
+                "ref_fresh_value_in_current_ci": within(last_ref["fresh_value"], last_cur["ci"]),
             }
         return out
     finally:
