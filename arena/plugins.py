@@ -181,9 +181,24 @@ def _load_spec(spec: str, key: str) -> Plugin:
     plugin = Plugin(spec, f"module {spec}", module=spec)
     _STATE.plugins[key] = plugin
     with _guard(plugin):
+        _reach_from_working_folder(spec)
         module = importlib.import_module(spec)
         plugin.path = getattr(module, "__file__", None)
     return plugin
+
+
+def _reach_from_working_folder(module: str) -> None:
+    """Let a module of the working folder be named by ``--plugin``, as ``python -m`` would
+    (the ``arena`` command does not put that folder on the path): it goes last on the path, so
+    it shadows no installed module."""
+    top = module.partition(".")[0]
+    here = os.getcwd()
+    if top and top not in sys.modules and here not in sys.path:
+        with contextlib.suppress(ImportError, ValueError):
+            if importlib.util.find_spec(top) is None and (
+                (Path(here) / f"{top}.py").is_file() or (Path(here) / top).is_dir()
+            ):
+                sys.path.append(here)
 
 
 def _import_file(path: Path) -> str:

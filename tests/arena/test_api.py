@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import arena.core.train
+import arena.plugins
 from arena.api import (
     TRIAL_COLUMNS,
     Cell,
@@ -64,7 +65,9 @@ def page(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> Page:
     blocks = python_blocks(PAGE.read_text())
     assert len(blocks) >= 8, "the page lost its code blocks"
     previous = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
+    # the page loads a plugin of its own: it leaves the registries as they were
+    with pytest.MonkeyPatch.context() as mp, arena.plugins.isolated():
+        mp.setenv(arena.plugins.ENV, "")
         mp.chdir(root)
         # one training thread, as the one_thread fixture gives a test (two busy cores)
         torch.set_num_threads(1)

@@ -181,6 +181,7 @@ def test_installed_entry_points_register_with_their_distribution(
     (dist / "entry_points.txt").write_text(
         "[arena.defenses]\nbox-blur = boxblur_dist:BoxBlur\n"
         "[arena.models]\ntiny-net = boxblur_dist:tiny_net\n"
+        "[arena.datasets]\nfew-digits = boxblur_dist:few_digits\n"
     )
     # the module registers the model itself too; the entry point of the same spec is no double
     write(tmp_path, "boxblur_dist.py", BLUR.replace("@register_defense\n", ""))
@@ -192,7 +193,9 @@ def test_installed_entry_points_register_with_their_distribution(
         mine = [p for p in met if p.source == "arena-boxblur 0.3"]
         assert len(mine) == 1 and mine[0].error is None, [p.error for p in met]
         assert plugins.origin("defense", "box-blur") == "arena-boxblur 0.3"
+        assert plugins.origin("dataset", "few-digits") == "arena-boxblur 0.3"
         assert DEFENSES["box-blur"].__module__ == "boxblur_dist"
+        assert len(DATASETS["few-digits"].loader(None, 0, None, None).train) == 40
         assert "arena-boxblur 0.3" in plugins.installed_distributions()
     assert "box-blur" not in DEFENSES
 
@@ -276,3 +279,24 @@ def test_a_plugin_file_named_as_another_module_is_refused(tmp_path: Path) -> Non
         [plugin] = plugins.load_plugins([str(path)], installed=False)
         assert plugin.error is not None and "module name 'json' is taken by" in plugin.error
         assert "box-blur" not in DEFENSES
+
+
+def test_a_module_of_the_working_folder_is_found_as_a_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``arena --plugin my_pkg.defenses`` in the folder that holds ``my_pkg`` (the ``arena``
+    command's path starts at its own script, not the working folder)."""
+    package = tmp_path / "my_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    write(package, "defenses.py", BLUR)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    with plugins.isolated():
+        [plugin] = plugins.load_plugins(["my_pkg.defenses"], installed=False)
+        assert plugin.error is None and plugins.origin("defense", "box-blur") == (
+            "module my_pkg.defenses"
+        )
+        env = plugins.runtime_env()
+        assert env is not None and str(tmp_path) in env["env_vars"]["PYTHONPATH"].split(os.pathsep)
+    sys.modules.pop("my_pkg", None)
