@@ -19,6 +19,7 @@ from arena.cli.app import main
 from arena.data import DATASETS
 from arena.models import MODELS
 from strategies import ATTACKS, DEFENSES
+from strategies.players import parse_defenders
 
 BLUR = '''
 """A test plugin: a box-blur purifier, a model and a dataset."""
@@ -197,7 +198,9 @@ def test_installed_entry_points_register_with_their_distribution(
         assert DEFENSES["box-blur"].__module__ == "boxblur_dist"
         assert len(DATASETS["few-digits"].loader(None, 0, None, None).train) == 40
         assert "arena-boxblur 0.3" in plugins.installed_distributions()
-    assert "box-blur" not in DEFENSES
+        # an installed plugin is one the user means to play: it joins `all`
+        assert {"box-blur", "strip+box-blur"} <= set(parse_defenders("all"))
+    assert "box-blur" not in DEFENSES and "box-blur" not in parse_defenders("all")
 
 
 def test_an_entry_point_under_another_name_than_its_class_is_refused(
