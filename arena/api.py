@@ -68,7 +68,7 @@ Params: TypeAlias = Mapping[str, Any] | Sequence[str] | None
 """Strategy parameters: ``{field: value}`` or ``["field=value", ...]`` (``None``: none)."""
 
 BUDGET_FIELDS = ("rounds", "attacker_trials", "defender_trials", "epsilon", "seeds", "ci_seeds",
-                 "ci_half_width", "max_ci_seeds", "prune")  # fmt: skip
+                 "ci_half_width", "max_ci_seeds", "prune", "reproducible")  # fmt: skip
 """The :class:`~arena.game.budget.Budget` fields that :func:`duel` overrides one by one."""
 
 TRIAL_ATTRS = ("strategy", "ca", "asr", "sda", "sasr", "far", "frr", "flagged", "clean_flagged",
@@ -418,6 +418,7 @@ def resolve_budget(
     ci_half_width: float | None = None,
     max_ci_seeds: int | None = None,
     prune: bool | None = None,
+    reproducible: bool | None = None,
 ) -> Budget:
     """A preset (``"quick"``, ``"default"``, ``"thorough"``) or a
     :class:`~arena.game.budget.Budget`, with each field that is not ``None`` overridden (what
@@ -439,6 +440,7 @@ def resolve_budget(
         "ci_half_width": ci_half_width,
         "max_ci_seeds": max_ci_seeds,
         "prune": prune,
+        "reproducible": reproducible,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     return Budget(**{**dataclasses.asdict(budget), **overrides})
@@ -771,6 +773,7 @@ def duel(
     ci_half_width: float | None = None,
     max_ci_seeds: int | None = None,
     prune: bool | None = None,
+    reproducible: bool | None = None,
     dataset: str = "digits",
     data_path: str | None = None,
     image_size: int | None = None,
@@ -829,6 +832,7 @@ def duel(
         ci_half_width=ci_half_width,
         max_ci_seeds=max_ci_seeds,
         prune=prune,
+        reproducible=reproducible,
     )
     setting = _setting(
         dataset=dataset,

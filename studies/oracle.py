@@ -171,6 +171,7 @@ class TuneOracle:
     naming: Callable[[str, str, int], str] = study_name
     extend: bool = False  # a larger ``trials`` than a finished study planned continues it
     prune: GateRule | None = None  # the attacker's trials stop BadNets that cannot pass the gate
+    lockstep: bool = False  # trials in batches, told to the sampler a whole batch at a time
     tally: Tally = field(default_factory=Tally)
     events: list[TrialEvent] = field(default_factory=list)
     tuner_seconds: list[float] = field(default_factory=list)
@@ -353,6 +354,14 @@ class TuneOracle:
             # None: outside any placement group (Ray's documented escape; its hint says otherwise)
             scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None),  # type: ignore[arg-type]
         )
+        search: Any = searcher
+        if self.lockstep:
+            # Tune's own batching: the searcher (and so the Optuna study) hears of a batch's
+            # results only when the whole batch has ended, so each ask sees the same finished
+            # trials (the batches before) and the same running ones, whichever ends first
+            from ray.tune.search import ConcurrencyLimiter
+
+            search = ConcurrencyLimiter(searcher, max_concurrent=concurrent, batch=True)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, task=task, job=(ray.put(job),)),
             {"cpu": TRIAL_ACTOR_CPU},
@@ -360,7 +369,7 @@ class TuneOracle:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher,
+                search_alg=search,
                 num_samples=n,
                 max_concurrent_trials=concurrent,
                 metric="objective",

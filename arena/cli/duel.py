@@ -215,6 +215,14 @@ def add_budget_arguments(parser: argparse.ArgumentParser, default: str) -> None:
         help="train every attacker trial's BadNet to the end, even one whose clean accuracy "
         "shows early that it cannot pass the gate (pruned by default: bench/README.md)",
     )
+    budget.add_argument(
+        "--reproducible",
+        action="store_true",
+        default=None,
+        help="run each study's trials in batches, its sampler told of a batch only when all "
+        "of it has ended, so the same seed replays the same duel whatever the timing (slower: "
+        "a batch waits for its slowest trial; README)",
+    )
 
 
 def budget_of(args: argparse.Namespace) -> Any:

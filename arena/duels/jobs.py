@@ -41,6 +41,8 @@ def duel_argv(
     for f in fields(duel.budget):
         if f.name == "prune":  # a switch, not a value
             argv += [] if duel.budget.prune else ["--no-prune"]
+        elif f.name == "reproducible":
+            argv += ["--reproducible"] if duel.budget.reproducible else []
         else:
             argv += [flag(f.name), str(getattr(duel.budget, f.name))]
     return argv + (["--resume"] if resume else [])

@@ -223,6 +223,7 @@ def _run_held(
             compute=compute,
             on_trial=hooks.on_trial,
             prune=GateRule() if spec.budget.prune else None,
+            lockstep=spec.budget.reproducible,
         )
         for side, space, trials in (
             ("attacker", attackers, spec.budget.attacker_trials),

@@ -15,7 +15,11 @@ class Budget:
     stop when the gap is at most ``epsilon``; the value's confidence interval from ``ci_seeds``
     fresh seeds, and more (up to ``max_ci_seeds``) while its half-width is above
     ``ci_half_width`` (0: exactly ``ci_seeds``); with ``prune``, an attacker trial whose
-    BadNet cannot pass the user's gate stops early (:mod:`arena.cell.pruning`)."""
+    BadNet cannot pass the user's gate stops early (:mod:`arena.cell.pruning`); with
+    ``reproducible``, each study runs its trials in batches as wide as the trials that run at
+    once, and its sampler hears of a batch only when all of it has ended, so that what it
+    samples does not depend on which trial finished first: the duel replays from its seed
+    (:class:`studies.oracle.TuneOracle`, README "A duel is reproducible from its storage")."""
 
     rounds: int
     attacker_trials: int
@@ -26,6 +30,7 @@ class Budget:
     ci_half_width: float = 0.0
     max_ci_seeds: int = 0
     prune: bool = True
+    reproducible: bool = False
 
     def __post_init__(self) -> None:
         """Counts are integers (at least 1; ``ci_seeds`` may be 0: no interval) and
@@ -44,14 +49,16 @@ class Budget:
 
     def identity(self) -> dict[str, object]:
         """What of the budget names a duel: every field, less the interval's target and cap
-        where unset and pruning where on (so the names of duels from before they existed stay
-        the same: such a duel, resumed, prunes)."""
+        where unset, pruning where on and reproducibility where off (so the names of duels from
+        before they existed stay the same: such a duel, resumed, prunes)."""
         out = asdict(self)
         for name in ("ci_half_width", "max_ci_seeds"):
             if not out[name]:
                 del out[name]
         if self.prune:
             del out["prune"]
+        if not self.reproducible:
+            del out["reproducible"]
         return out
 
 
