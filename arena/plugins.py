@@ -36,9 +36,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from arena.core.config import LAST_CLASS, searchable_fields
+from arena.core.config import searchable_fields
 from arena.data import DATASETS, DatasetSpec, register_dataset
 from arena.models import MODELS, ModelSpec, register_model
 from strategies import ATTACKS, DEFENSES
@@ -87,12 +87,24 @@ class Plugin:
     """One loaded (or refused) plugin: where it came from, the module it was imported as, what
     it registered (``kind:name``) and, if it was refused, why."""
 
-    source: str  # a file's path, a module's name, or the distribution of an entry point
-    origin: str  # what `arena list` shows: "file x.py", "module m", "dist 1.0"
+    source: str  # a file's path, a module's name, or the distribution ("name version")
+    kind: Literal["file", "module", "installed"]
     module: str | None = None
     registered: list[str] = field(default_factory=list)
     error: str | None = None
     path: str | None = None  # a file plugin's path, shipped to Ray's workers
+
+    @property
+    def origin(self) -> str:
+        """What ``arena list`` shows: ``file x.py``, ``module m``, ``dist 1.0``."""
+        if self.kind == "file":
+            return f"file {Path(self.source).name}"
+        return f"module {self.source}" if self.kind == "module" else self.source
+
+    @property
+    def shipped(self) -> bool:
+        """A ``--plugin`` file or module that loaded: Ray's workers get it from the task."""
+        return self.error is None and self.kind != "installed"
 
 
 @dataclass
@@ -120,11 +132,6 @@ def is_builtin(kind: str, name: str) -> bool:
     return (kind, name) not in _STATE.origins
 
 
-def loaded() -> list[Plugin]:
-    """Every plugin loaded or refused in this process, in the order they were met."""
-    return list(_STATE.plugins.values())
-
-
 def specs_from_env() -> list[str]:
     """The plugins :data:`ENV` names."""
     return [s for s in os.environ.get(ENV, "").split(os.pathsep) if s.strip()]
@@ -144,7 +151,7 @@ def load_plugins(
         _STATE.installed = True
         met += _load_installed()
     for spec in [*specs, *specs_from_env()]:
-        key = _source_key(spec)
+        key = source_key(spec)
         if key in _STATE.plugins:
             continue
         met.append(_load_spec(spec, key))
@@ -156,7 +163,9 @@ def load_plugins(
     return met
 
 
-def _source_key(spec: str) -> str:
+def source_key(spec: str) -> str:
+    """A ``--plugin`` as this process knows it: a file by its absolute path (which any
+    working folder, and the processes a command starts, read the same), a module by name."""
     return str(Path(spec).resolve()) if _is_file(spec) else spec
 
 
@@ -167,7 +176,7 @@ def _is_file(spec: str) -> bool:
 def _load_spec(spec: str, key: str) -> Plugin:
     if _is_file(spec):
         path = Path(spec)
-        plugin = Plugin(key, f"file {path.name}", path=key)
+        plugin = Plugin(key, "file", path=key)
         _STATE.plugins[key] = plugin
         with _guard(plugin):
             if path.is_file():
@@ -178,7 +187,7 @@ def _load_spec(spec: str, key: str) -> Plugin:
             else:
                 raise PluginError(f"no such file {spec}; give --plugin a .py file or a module")
         return plugin
-    plugin = Plugin(spec, f"module {spec}", module=spec)
+    plugin = Plugin(spec, "module", module=spec)
     _STATE.plugins[key] = plugin
     with _guard(plugin):
         _reach_from_working_folder(spec)
@@ -238,7 +247,7 @@ def _load_installed() -> list[Plugin]:
             by_dist.setdefault(label, []).append(ep)
     out = []
     for label, eps in by_dist.items():
-        plugin = Plugin(label, label, module=eps[0].module)
+        plugin = Plugin(label, "installed", module=eps[0].module)
         _STATE.plugins[label] = plugin
         with _guard(plugin):
             for ep in eps:
@@ -296,11 +305,23 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def _snapshot() -> dict[str, dict[str, Any]]:
+    """A copy of the four registries (:func:`tables`)."""
+    return {kind: dict(table) for kind, table in tables().items()}
+
+
+def _restore(saved: dict[str, dict[str, Any]]) -> None:
+    """The registries as :func:`_snapshot` saw them, in place (other modules hold them)."""
+    for kind, table in tables().items():
+        table.clear()
+        table.update(saved[kind])
+
+
 @contextlib.contextmanager
 def _guard(plugin: Plugin) -> Iterator[None]:
     """Run a plugin's import: what it registers is checked and credited to it; on any fault,
     its registrations are taken back and ``plugin.error`` says why in one line."""
-    before = {kind: dict(table) for kind, table in tables().items()}
+    before = _snapshot()
     try:
         yield
         added = {
@@ -310,18 +331,14 @@ def _guard(plugin: Plugin) -> Iterator[None]:
             for name in added[kind]:
                 check_ranges(tables()[kind][name], f"{kind} {name!r}")
     except Exception as e:  # noqa: BLE001 - a plugin's fault must not stop Arena
-        for kind, table in tables().items():
-            table.clear()
-            table.update(before[kind])
+        _restore(before)
         reason = str(e) if isinstance(e, PluginError) else _reason(e)
         if isinstance(e, ValueError) and "registered twice" in str(e):
             reason = f"{e}; a built-in or another plugin has that name, rename it"
         plugin.error = f"plugin {plugin.source}: {reason}"
         return
     except BaseException:
-        for kind, table in tables().items():
-            table.clear()
-            table.update(before[kind])
+        _restore(before)
         raise
     for kind, names in added.items():
         for name in names:
@@ -332,10 +349,7 @@ def _guard(plugin: Plugin) -> Iterator[None]:
 def check_ranges(cls: Any, what: str) -> None:
     """Refuse a strategy whose config declares a search range with nothing in it."""
     for f, rng in searchable_fields(cls.config_cls):
-        if rng.choices is not None:
-            continue  # Range itself refuses no choices
-        numeric = rng.low is not None and rng.high is not None
-        if numeric and rng.high != LAST_CLASS and rng.low > rng.high:  # type: ignore[operator]
+        if rng.empty():
             raise PluginError(
                 f"{what}: the search range of {f.name} is empty (low {rng.low} > high "
                 f"{rng.high}); give param(low, high) with low <= high"
@@ -356,8 +370,8 @@ def runtime_env() -> dict[str, Any] | None:
         return None
     specs, folders = [], []
     for p in shipped:
-        specs.append(str(p.path) if p.origin.startswith("file ") else str(p.module))
-        where = p.path if p.origin.startswith("file ") else _top_folder(p)
+        specs.append(str(p.path) if p.kind == "file" else str(p.module))
+        where = p.path if p.kind == "file" else _top_folder(p)
         if where:
             folders.append(str(Path(where).parent))
     path = [s for s in os.environ.get("PYTHONPATH", "").split(os.pathsep) if s]
@@ -387,7 +401,7 @@ def job_runtime_env() -> dict[str, Any]:
         return {}
     modules: list[Any] = []
     for p in _shipped():
-        if p.origin.startswith("file "):
+        if p.kind == "file":
             modules.append(p.path)
         else:
             assert p.module is not None
@@ -398,11 +412,7 @@ def job_runtime_env() -> dict[str, Any]:
 
 
 def _shipped() -> list[Plugin]:
-    return [
-        p
-        for p in _STATE.plugins.values()
-        if p.error is None and p.origin.startswith(("file ", "module "))
-    ]
+    return [p for p in _STATE.plugins.values() if p.shipped]
 
 
 def _installed(module: Any) -> bool:
@@ -413,11 +423,7 @@ def _installed(module: Any) -> bool:
 
 def installed_distributions() -> list[str]:
     """The distributions (``name version``) whose entry points this process loaded."""
-    return [
-        p.source
-        for p in _STATE.plugins.values()
-        if p.error is None and not p.origin.startswith(("file ", "module "))
-    ]
+    return [p.source for p in _STATE.plugins.values() if p.error is None and not p.shipped]
 
 
 def missing(wanted: Iterable[str]) -> list[str]:
@@ -432,7 +438,7 @@ def isolated() -> Iterator[None]:
     """Within the body, loading plugins changes nothing outside it: the registries and this
     module's state are restored on the way out (tests; a notebook trying a plugin)."""
     global _STATE
-    saved = {kind: dict(table) for kind, table in tables().items()}
+    saved = _snapshot()
     state = _STATE
     inner = _State(dict(state.origins), dict(state.plugins), state.installed)
     modules = set(sys.modules)
@@ -440,9 +446,7 @@ def isolated() -> Iterator[None]:
     try:
         yield
     finally:
-        for kind, table in tables().items():
-            table.clear()
-            table.update(saved[kind])
+        _restore(saved)
         _STATE = state
         for p in inner.plugins.values():  # so that the same file can be loaded afresh
             if p.module and p.module not in modules:

@@ -376,12 +376,24 @@ def _node_sees(path: str, cache_url: str) -> bool:
     return bool(cache.fs.exists(path))
 
 
-def check_shared_cache(cache_url: str) -> None:
-    """Fail unless every node of the connected cluster sees the artifact cache: the driver
-    writes a probe file and a zero-CPU task on each node looks for it."""
+def on_every_node(nodes: Sequence[str], fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` as a zero-CPU Ray task pinned to each of ``nodes``: its result by node."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    task = ray.remote(num_cpus=0)(fn)
+    refs = {
+        node: task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+        ).remote(*args)
+        for node in nodes
+    }
+    return {node: ray.get(ref) for node, ref in refs.items()}
+
+
+def check_shared_cache(cache_url: str) -> None:
+    """Fail unless every node of the connected cluster sees the artifact cache: the driver
+    writes a probe file and a zero-CPU task on each node looks for it."""
     info = cluster_info()
     if len(info.nodes) < 2:
         return
@@ -390,14 +402,8 @@ def check_shared_cache(cache_url: str) -> None:
     cache.fs.makedirs(f"{cache.root}/probe", exist_ok=True)
     cache.fs.pipe_file(probe, b"arena")
     try:
-        task = ray.remote(num_cpus=0)(_node_sees)
-        refs = {
-            node: task.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
-            ).remote(probe, cache_url)
-            for node in info.nodes
-        }
-        blind = [node for node, ref in refs.items() if not ray.get(ref)]
+        seen = on_every_node(info.nodes, _node_sees, probe, cache_url)
+        blind = [node for node, sees in seen.items() if not sees]
     finally:
         cache.fs.rm(probe)
     if blind:
@@ -412,22 +418,11 @@ def check_plugins() -> None:
     """Fail unless every node of the connected cluster has the installed plugins this driver
     loaded (the ``--plugin`` ones travel with the tasks): a zero-CPU task on each node lists
     the distributions it lacks."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     wanted = installed_distributions()
     info = cluster_info()
     if not wanted or len(info.nodes) < 2:
         return
-    task = ray.remote(num_cpus=0)(missing)
-    refs = {
-        node: task.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
-        ).remote(wanted)
-        for node in info.nodes
-    }
-    for node, ref in refs.items():
-        lacking = ray.get(ref)
+    for node, lacking in on_every_node(info.nodes, missing, wanted).items():
         if lacking:
             raise RayUnavailable(
                 f"the plugin {lacking[0]} is not installed on node {node[:12]}; install it on "

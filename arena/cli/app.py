@@ -131,12 +131,12 @@ def load_plugins(specs: list[str]) -> None:
     registry; the named ones also go into ``ARENA_PLUGINS`` (made absolute), so the processes
     a command starts (``arena table --jobs``) load them too. A plugin that cannot be loaded is
     one warning line; the rest of the catalog works."""
-    from arena.plugins import ENV
+    from arena.plugins import ENV, source_key
     from arena.plugins import load_plugins as load
 
     load(specs)
     if specs:
-        given = [os.path.abspath(s) if s.endswith(".py") or os.sep in s else s for s in specs]
+        given = [source_key(s) for s in specs]
         known = [s for s in os.environ.get(ENV, "").split(os.pathsep) if s]
         os.environ[ENV] = os.pathsep.join(dict.fromkeys([*known, *given]))
 

@@ -57,6 +57,17 @@ class Range:
         high = num_classes - 1 if self.high == LAST_CLASS else self.high
         return self.low, high
 
+    def empty(self, num_classes: int | None = None) -> bool:
+        """Whether a numeric range holds no value (``low > high``). Without ``num_classes``, a
+        range up to :data:`LAST_CLASS` is taken to hold one (any dataset has a class 0)."""
+        if self.choices is not None:  # refused when built if it has none
+            return False
+        if num_classes is None and self.high == LAST_CLASS:
+            return False
+        low, high = self.bounds(num_classes) if num_classes is not None else (self.low, self.high)
+        assert low is not None and high is not None
+        return low > high
+
     def contains(self, value: Any, num_classes: int) -> bool:
         if self.choices is not None:
             return value in self.choices

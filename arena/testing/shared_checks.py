@@ -112,7 +112,7 @@ def expect_config_fields(probe: Probe, config_cls: type, num_classes: int) -> No
         if rng is not None and rng.choices is None:
             low, high = rng.bounds(num_classes)
             probe.expect(
-                low <= high,
+                not rng.empty(num_classes),
                 f"the search range of {f.name!r} to hold a value",
                 f"low {low} > high {high}",
             )
