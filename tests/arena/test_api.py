@@ -1,4 +1,4 @@
-"""The Python API (arena/api.py): docs/python-api.md run as written, and what the page shows
+"""The Python API (arena/api/): docs/python-api.md run as written, and what the page shows
 checked against the command line, the storage and ``duel.json``.
 
 The page runs once per module in a folder of its own (its relative paths, ``runs/...``, land
@@ -27,11 +27,11 @@ from arena.api import (
     TRIAL_COLUMNS,
     Cell,
     DuelOutcome,
-    _study_place,
     evaluate,
     override_items,
     players,
 )
+from arena.api.duels import _study_place
 from arena.cli.app import build_parser, main
 from arena.data import DataRef
 from strategies import ATTACKS

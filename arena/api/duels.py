@@ -1,31 +1,5 @@
-"""Arena from Python: one cell of the game, or a whole duel, with typed results.
-
-::
-
-    import arena
-
-    cell = arena.evaluate("badnets", "strip", limit=120)
-    cell.payoff, cell.metrics, cell.to_dict()      # what `arena evaluate --json` prints
-
-    outcome = arena.duel("badnets", "strip", budget="quick")
-    outcome.value, outcome.value_ci, outcome.attacker_mix
-    outcome.payoff_matrix()                        # pandas DataFrames
-    outcome.trials(side="attacker")
-    outcome.rounds()
-
-:func:`evaluate` and :func:`duel` take the settings of ``arena evaluate`` and ``arena duel``,
-named after their flags (``--delta-attack`` is ``delta_attack``, ``-A`` is ``attack_params``),
-and check them with the same code, so a bad setting raises the ``ValueError`` the command
-line reports in one line. The commands call them too: ``arena evaluate`` is :func:`evaluate`,
-``arena duel`` is :func:`prepare_duel` and :meth:`DuelPlan.run`, as :func:`duel` is.
-
-Strategy parameters are given as a mapping (``{"poison_rate": 0.05}``; for a pipeline,
-``{"strip.overlays": 8}`` or ``{"strip": {"overlays": 8}}``) or as ``KEY=VALUE`` strings, as
-on the command line; both go through :func:`arena.core.overrides.apply_overrides`.
-
-Heavy modules (torch, Ray, Optuna, pandas) are imported inside the functions that use them, so
-importing this module, as ``arena.evaluate`` does on first use, costs little by itself.
-"""
+"""A duel from Python: :func:`duel` (what ``arena duel`` runs, through :func:`prepare_duel` and
+:class:`DuelPlan`) and its typed result, :class:`DuelOutcome`, with pandas accessors."""
 
 from __future__ import annotations
 
@@ -33,39 +7,22 @@ import copy
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from arena.cell.result import CellResult, Detection, GateRecord
     from arena.cell.runner import Compute
     from arena.cell.setting import Setting
     from arena.duels.audit import AuditSpec
     from arena.duels.run import DuelSpec, Hooks
     from arena.game.budget import Budget
-    from strategies.players import AttackerStrategy, DefenderStrategy
 
-__all__ = [
-    "Cell",
-    "DuelOutcome",
-    "DuelPlan",
-    "Params",
-    "check_output_dir",
-    "duel",
-    "evaluate",
-    "override_items",
-    "players",
-    "prepare_duel",
-    "resolve_budget",
-    "strategy_configs",
-]
 
-Params: TypeAlias = Mapping[str, Any] | Sequence[str] | None
-"""Strategy parameters: ``{field: value}`` or ``["field=value", ...]`` (``None``: none)."""
+from arena.api.settings import cell_setting, check_output_dir, check_seed
 
 BUDGET_FIELDS = ("rounds", "attacker_trials", "defender_trials", "epsilon", "seeds", "ci_seeds",
                  "ci_half_width", "max_ci_seeds", "prune", "reproducible")  # fmt: skip
@@ -80,330 +37,6 @@ TRIAL_COLUMNS = ("study", "side", "round", "audit", "number", "state", "value", 
 """The columns of :meth:`DuelOutcome.trials`."""
 
 SIDES = ("attacker", "defender")
-
-
-# --- strategies and settings -------------------------------------------------------------
-
-
-def override_items(params: Params) -> list[str] | None:
-    """``params`` as the ``KEY=VALUE`` strings that ``-A``, ``-T`` and ``-D`` collect.
-
-    A mapping's values are written with ``str`` and parsed back by the field's type, so they
-    meet exactly the checks a command line's do; a nested mapping names a pipeline's stage
-    (``{"strip": {"overlays": 8}}`` is ``strip.overlays=8``). One string is one item."""
-    if params is None:
-        return None
-    if isinstance(params, str):
-        return [params]
-    if isinstance(params, Mapping):
-        items = []
-        for key, value in params.items():
-            if isinstance(value, Mapping):
-                items += [f"{key}.{k}={v}" for k, v in value.items()]
-            else:
-                items.append(f"{key}={value}")
-        return items
-    return [str(item) for item in params]
-
-
-def strategy_configs(
-    attacker: str | None,
-    defender: str | None,
-    *,
-    attack_params: Params = None,
-    train_params: Params = None,
-    defense_params: Params = None,
-) -> dict[str, Any]:
-    """The configs of an attack (``attack``, with its BadNet's training recipe, ``train``) and
-    of a defense (``defense``: one config, or a list of one per stage of a pipeline
-    ``a+b``), their defaults with the parameters applied; a side that is ``None`` is left
-    out. An unknown name, field or value raises a one-line ``ValueError``."""
-    from arena.core.overrides import apply_overrides
-    from arena.core.train import TrainConfig
-    from strategies import attack_class, defense_class
-    from strategies.defenses import parse_defenses
-
-    out: dict[str, Any] = {}
-    if attacker is not None:
-        attack_cfg = attack_class(attacker).config_cls()
-        out["attack"] = apply_overrides(attack_cfg, override_items(attack_params), attacker)
-        out["train"] = apply_overrides(TrainConfig(), override_items(train_params), "train")
-    if defender is not None:
-        names = parse_defenses(defender)
-        items = override_items(defense_params) or []
-        if len(names) == 1:
-            defense_cfg = defense_class(defender).config_cls()
-            out["defense"] = apply_overrides(defense_cfg, items, defender)
-        else:  # a pipeline: STAGE.FIELD=VALUE
-            stray = [i for i in items if i.partition("=")[0].partition(".")[0] not in names]
-            if stray:
-                raise ValueError(
-                    f"defense parameter {stray[0]!r} names no stage of {defender}; in a pipeline "
-                    f"write -D STAGE.FIELD=VALUE, e.g. -D {names[-1]}.FIELD=VALUE"
-                )
-            out["defense"] = [
-                apply_overrides(
-                    defense_class(n).config_cls(),
-                    [i.partition(".")[2] for i in items if i.partition(".")[0] == n],
-                    n,
-                )
-                for n in names
-            ]
-    return out
-
-
-def players(
-    attacker: str,
-    defender: str,
-    *,
-    attack_params: Params = None,
-    train_params: Params = None,
-    defense_params: Params = None,
-) -> tuple[AttackerStrategy, DefenderStrategy]:
-    """The attacker's and the defender's strategies of one cell: the attack with its recipe,
-    and the defense (or pipeline) stage by stage, each with its parameters applied."""
-    from strategies.defenses import parse_defenses
-    from strategies.players import AttackerStrategy, DefenderStrategy
-
-    configs = strategy_configs(
-        attacker,
-        defender,
-        attack_params=attack_params,
-        train_params=train_params,
-        defense_params=defense_params,
-    )
-    stages = configs["defense"] if isinstance(configs["defense"], list) else [configs["defense"]]
-    return (
-        AttackerStrategy(attacker, configs["attack"], configs["train"]),
-        DefenderStrategy(tuple(zip(parse_defenses(defender), stages, strict=True))),
-    )
-
-
-def _setting(
-    *,
-    dataset: str,
-    data_path: str | None,
-    image_size: int | None,
-    limit: int | None,
-    model: str,
-    cache: str,
-    delta_attack: float,
-    delta_defense: float,
-    frr_budget: float,
-) -> Setting:
-    """The :class:`~arena.cell.setting.Setting` of the data, model, cache and gate settings."""
-    from arena.cell.setting import Gates, Setting
-    from arena.data import DataRef
-
-    data = DataRef(name=dataset, path=data_path, image_size=image_size, limit=limit)
-    return Setting(
-        data=data,
-        model=model,
-        gates=Gates(delta_attack, delta_defense, frr_budget),
-        cache_url=cache,
-    )
-
-
-def _check_seed(seed: int) -> None:
-    from arena.core.config import SEED, check_option
-
-    check_option("--seed", seed, SEED, integer=True)
-
-
-def check_output_dir(path: str, option: str = "--out") -> None:
-    """Raise a one-line ``ValueError`` naming ``option`` unless ``path`` is a folder that
-    exists or can be made, and can be written in: checked before any work."""
-    import os
-
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{option} {path} is a file, not a folder; give {option} a folder")
-    existing = folder
-    while not existing.exists():  # the nearest folder that exists must let us make the rest
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(
-            f"{option} {path} cannot be written ({existing} is not a writable folder); give "
-            f"{option} a folder you can write to"
-        )
-
-
-# --- one cell ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One scored cell: an attack against a defense on one seed.
-
-    The metrics, the payoff and what decided it are attributes (``cell.payoff``, ``cell.asr``,
-    ``cell.gates.decided_by``); ``result`` is the full :class:`~arena.cell.result.CellResult`,
-    ``attack`` and ``defense`` the strategies that were played (every parameter), ``setting``
-    the data, model, gates and cache. :meth:`to_dict` is ``arena evaluate --json``'s record."""
-
-    attacker: str
-    defender: str
-    seed: int
-    result: CellResult = field(repr=False)
-    setting: Setting = field(repr=False)
-    attack: AttackerStrategy = field(repr=False)
-    defense: DefenderStrategy = field(repr=False)
-
-    @property
-    def payoff(self) -> float:
-        """Post-defense attack success, by the payoff rules (what the attacker wins)."""
-        return self.result.payoff
-
-    @property
-    def ca(self) -> float:
-        """The BadNet's clean accuracy."""
-        return self.result.ca
-
-    @property
-    def asr(self) -> float:
-        """Attack success with no defense."""
-        return self.result.asr
-
-    @property
-    def sda(self) -> float | None:
-        """Clean accuracy with the defense (``None``: the defense did not run)."""
-        return self.result.sda
-
-    @property
-    def sasr(self) -> float | None:
-        """Attack success that passes the defense."""
-        return self.result.sasr
-
-    @property
-    def far(self) -> float | None:
-        """Share of triggered inputs the defense accepts."""
-        return self.result.far
-
-    @property
-    def frr(self) -> float | None:
-        """Share of clean inputs the defense rejects."""
-        return self.result.frr
-
-    @property
-    def metrics(self) -> dict[str, float | None]:
-        """CA, ASR, SDA, SASR, FAR and FRR by their lower-case names."""
-        from arena.cell.rules import METRICS
-
-        return {name: self.result.metric(name) for name in METRICS}
-
-    @property
-    def detection(self) -> Detection:
-        """What a model-level detector said of the BadNet and of the clean model."""
-        return self.result.detection
-
-    @property
-    def gates(self) -> GateRecord:
-        """Which gate decided the payoff and why, with the thresholds."""
-        return self.result.gates
-
-    @property
-    def decided_by(self) -> str | None:
-        """The gate that decided the payoff (``"user"``, ``"defender"``, ...), if one did."""
-        return self.result.gates.decided_by
-
-    @property
-    def triggers(self) -> list[str]:
-        """The attack's triggers; the cell is scored on the best one."""
-        return list(self.result.triggers)
-
-    @property
-    def seconds(self) -> dict[str, float]:
-        """Wall seconds of each phase (data, clean model, BadNet, defense, metrics, total)."""
-        return dict(self.result.seconds)
-
-    @property
-    def trained(self) -> int:
-        """Models this call trained (0 when both came from the cache)."""
-        return self.result.trained
-
-    def to_dict(self) -> dict[str, Any]:
-        """Exactly the JSON object ``arena evaluate --json`` prints for this cell: the cell's
-        record with its ``schema_version`` and ``provenance``."""
-        from arena.cell.provenance import stamped
-        from arena.core.jsonio import dumps
-
-        record = stamped(self.result.to_json(), data=self.setting.data, seeds=[self.seed])
-        value: dict[str, Any] = json.loads(dumps(record, default=str))
-        return value
-
-    def __repr__(self) -> str:
-        r = self.result
-        rates = ", ".join(
-            f"{k} {v:.3f}" for k, v in (("ca", r.ca), ("asr", r.asr), ("sasr", r.sasr))
-            if v is not None
-        )  # fmt: skip
-        gate = f", decided by the {r.gates.decided_by} gate" if r.gates.decided_by else ""
-        return (
-            f"Cell({self.attacker} vs {self.defender}, seed {self.seed}: payoff "
-            f"{r.payoff:.3f}, {rates}{gate})"
-        )
-
-
-def evaluate(
-    attacker: str,
-    defender: str = "none",
-    *,
-    dataset: str = "digits",
-    data_path: str | None = None,
-    image_size: int | None = None,
-    limit: int | None = None,
-    model: str = "small-cnn",
-    seed: int = 0,
-    cache: str = "runs/cache",
-    attack_params: Params = None,
-    train_params: Params = None,
-    defense_params: Params = None,
-    delta_attack: float = 0.03,
-    delta_defense: float = 0.05,
-    frr_budget: float = 0.05,
-    plugins: Sequence[str] = (),
-) -> Cell:
-    """Score ``attacker`` against ``defender`` (one cell of the game), as ``arena evaluate``
-    does: the clean model and the BadNet are read from the artifact cache at ``cache`` or
-    trained and cached; the defense runs even on a BadNet the user's gate rejects; the cell
-    itself is not cached.
-
-    ``defender`` is one defense or a pipeline such as ``"strip+bdmae"``; ``attack_params``,
-    ``train_params`` and ``defense_params`` are ``-A``, ``-T`` and ``-D`` (:data:`Params`).
-    The data, model and gate settings are those of the flags of the same names; ``plugins``
-    is ``--plugin`` (modules and ``.py`` files; the installed plugins load by themselves:
-    docs/extending.md). Every name, parameter and setting is checked before any work; a bad
-    one raises a one-line ``ValueError`` (an unknown attack's lists the known ones)."""
-    from arena.cell.play import evaluate as score
-    from arena.core.cache import ArtifactCache
-    from arena.plugins import load_plugins
-
-    load_plugins(plugins)
-    _check_seed(seed)
-    attack, defense = players(
-        attacker,
-        defender,
-        attack_params=attack_params,
-        train_params=train_params,
-        defense_params=defense_params,
-    )
-    artifacts = ArtifactCache(cache)
-    artifacts.check_writable()
-    setting = _setting(
-        dataset=dataset,
-        data_path=data_path,
-        image_size=image_size,
-        limit=limit,
-        model=model,
-        cache=cache,
-        delta_attack=delta_attack,
-        delta_defense=delta_defense,
-        frr_budget=frr_budget,
-    )
-    result = score(attack, defense, setting, seed=seed, cache=artifacts)
-    return Cell(attacker, defender, seed, result, setting, attack, defense)
-
-
-# --- a duel ------------------------------------------------------------------------------
 
 
 def resolve_budget(
@@ -529,7 +162,7 @@ def prepare_duel(
     from strategies.players import parse_attackers, parse_defenders
     from studies.storage import DEFAULT_STORAGE
 
-    _check_seed(seed)
+    check_seed(seed)
     spec = DuelSpec(attacker, defender, setting, budget, seed=seed)
     name = name or spec.name
     storage = storage or DEFAULT_STORAGE
@@ -834,7 +467,7 @@ def duel(
         prune=prune,
         reproducible=reproducible,
     )
-    setting = _setting(
+    setting = cell_setting(
         dataset=dataset,
         data_path=data_path,
         image_size=image_size,
