@@ -39,6 +39,11 @@ interval. Default pairs ``tca:abs,badnets:strip``, budget ``default``.
 
     python bench/duel.py --compare d1b43f7 [--pairs tca:abs,badnets:strip] [--budget default]
     python bench/duel.py --compare d1b43f7 --budget quick --repeats 3
+    python bench/duel.py --compare d1b43f7 --current-args=--reproducible
+
+``--current-args`` adds flags to this code's ``arena duel`` only: ``--reproducible`` makes this
+code's search the same from run to run (the reference's still depends on which trial ends
+first, so its figure is one path among several; ``--repeats`` takes the median).
 """
 
 from __future__ import annotations
@@ -49,13 +54,14 @@ import functools
 import importlib
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -358,9 +364,17 @@ def print_profile(figures: dict[str, Any]) -> None:
     console.print(table)
 
 
-def play(checkout: Path, pythonpath: str | None, pair: str, budget: str, root: Path) -> dict:
+def play(
+    checkout: Path,
+    pythonpath: str | None,
+    pair: str,
+    budget: str,
+    root: Path,
+    extra: Sequence[str] = (),
+) -> dict:
     """One cold ``arena duel`` of ``pair`` (``attacker:defender``) run by ``checkout``'s code in
-    its own process: its wall time, value, interval and the load around it."""
+    its own process, with the flags ``extra`` added: its wall time, value, interval and the
+    load around it."""
     attacker, defender = pair.split(":")
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
@@ -370,6 +384,7 @@ def play(checkout: Path, pythonpath: str | None, pair: str, budget: str, root: P
         sys.executable, "-m", "arena", "duel", "--attacker", attacker, "--defender", defender,
         "--budget", budget, "--cache", str(root / "cache"),
         "--storage", f"sqlite:///{root / 'arena.db'}", "--out", str(root / "out"), "--json",
+        *extra,
     ]  # fmt: skip
     load = os.getloadavg()[0]
     start = time.perf_counter()
@@ -395,8 +410,16 @@ def within(value: float, ci: list[float | None]) -> bool | None:
     return None if low is None or high is None else low - 1e-9 <= value <= high + 1e-9
 
 
-def compare(ref: str, pairs: list[str], budget: str, repeats: int, tmp: Path) -> dict:
-    """Each pair on ``ref`` and on this checkout, interleaved (see the module docstring)."""
+def compare(
+    ref: str,
+    pairs: list[str],
+    budget: str,
+    repeats: int,
+    tmp: Path,
+    current_args: Sequence[str] = (),
+) -> dict:
+    """Each pair on ``ref`` and on this checkout (with ``current_args`` added to its
+    ``arena duel``: flags the reference may not have), interleaved (module docstring)."""
     here = Path(__file__).resolve().parents[1]
     tree = tmp / "ref"
     subprocess.run(
@@ -411,13 +434,19 @@ def compare(ref: str, pairs: list[str], budget: str, repeats: int, tmp: Path) ->
         runs: dict[str, dict[str, list[dict]]] = {p: {"ref": [], "current": []} for p in pairs}
         for r in range(repeats):
             for pair in pairs:
-                order = [("ref", tree, str(tree)), ("current", here, None)]
-                for side, checkout, path in order if r % 2 == 0 else order[::-1]:
+                order = [("ref", tree, str(tree), ()), ("current", here, None, current_args)]
+                for side, checkout, path, extra in order if r % 2 == 0 else order[::-1]:
                     root = tmp / f"{side}-{pair.replace(':', '-')}-{r}"
-                    figures = play(checkout, path, pair, budget, root)
+                    figures = play(checkout, path, pair, budget, root, extra)
                     runs[pair][side].append(figures)
                     print(f"{pair} {side}: {figures}", file=sys.stderr)
-        out: dict[str, Any] = {"ref": ref, "ref_commit": commit, "budget": budget, "pairs": {}}
+        out: dict[str, Any] = {
+            "ref": ref,
+            "ref_commit": commit,
+            "budget": budget,
+            "current_args": list(current_args),
+            "pairs": {},
+        }
         for pair, sides in runs.items():
             ref_wall = statistics.median(f["wall_s"] for f in sides["ref"])
             cur_wall = statistics.median(f["wall_s"] for f in sides["current"])
@@ -452,13 +481,26 @@ def main() -> None:
     parser.add_argument("--compare", metavar="REF", help="this code against commit REF")
     parser.add_argument("--pairs", default="tca:abs,badnets:strip", help="with --compare")
     parser.add_argument("--repeats", type=int, default=1, help="with --compare")
+    parser.add_argument(
+        "--current-args",
+        default="",
+        help="with --compare: flags added to this code's `arena duel` only (e.g. "
+        "'--reproducible', which the reference may lack)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.compare:
             budget = (
                 "default" if args.budget == "quick" and "--budget" not in sys.argv else args.budget
             )
-            figures = compare(args.compare, args.pairs.split(","), budget, args.repeats, Path(tmp))
+            figures = compare(
+                args.compare,
+                args.pairs.split(","),
+                budget,
+                args.repeats,
+                Path(tmp),
+                shlex.split(args.current_args),
+            )
             print(json.dumps(figures, indent=2))
             return
         if args.profile:

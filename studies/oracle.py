@@ -2,7 +2,9 @@
 
 Each call runs a ``Tuner`` over :func:`studies.trial.run_trial` with
 ``OptunaSearch(define-by-run space, study_name=..., storage=...)``; each trial's actor hands its
-work to a Ray task on a pooled, warm worker (``studies/trial.py``). A trial plays one strategy
+work to a Ray task on a pooled, warm worker (``studies/trial.py``). A duel asks both sides of a
+round at once (:func:`respond_together`): one ``Tuner`` runs both studies' trials, each study
+keeping its own searcher (``studies/interleave.py``). A trial plays one strategy
 against every opponent strategy in the support of the opponent's mix (for every seed of the
 duel) and reports the mix-weighted payoff as ``objective``, with the papers' metrics. On the
 Optuna trial, the metrics become user attributes and both gates' margins become
@@ -188,21 +190,36 @@ class TuneOracle:
     def __call__(
         self, round_: int, own: Sequence[Any], opponents: Sequence[Any], opponent_mix: np.ndarray
     ) -> Response[Any]:
+        """This side's best response to ``opponent_mix``: its study of the round, run alone."""
+        study = self.open(round_, own, opponents, opponent_mix)
+        seconds = run_studies([study])
+        if seconds is not None:
+            self.tuner_seconds.append(seconds)
+        return self.answer(study)
+
+    def open(
+        self, round_: int, own: Sequence[Any], opponents: Sequence[Any], opponent_mix: np.ndarray
+    ) -> OpenStudy:
+        """The round's study, created with its warm start or loaded, with what its trials need
+        and how many are left to run (none for a finished one)."""
         name = self.naming(self.duel, self.space.side, round_)
         support = [
             (o, float(w)) for o, w in zip(opponents, opponent_mix, strict=True) if w > SUPPORT
         ]
         study, remaining = self._prepare(name, round_, own, support)
-        if remaining > 0:
-            job = TrialJob(
-                self.space,
-                tuple(o for o, _ in support),
-                tuple(w for _, w in support),
-                self.seeds,
-                self.setting,
-                self.prune if self.space.side == "attacker" else None,
-            )
-            self._tune(name, round_, study, job, remaining)
+        job = TrialJob(
+            self.space,
+            tuple(o for o, _ in support),
+            tuple(w for _, w in support),
+            self.seeds,
+            self.setting,
+            self.prune if self.space.side == "attacker" else None,
+        )
+        return OpenStudy(self, name, round_, study, job, remaining)
+
+    def answer(self, opened: OpenStudy) -> Response[Any]:
+        """The study's best complete trial as this side's response (read from the storage)."""
+        name, study = opened.name, opened.study
         best = best_trial(study, self.space.direction)
         if best is None:
             pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
@@ -218,6 +235,17 @@ class TuneOracle:
             float(best.value or 0.0),
             study=name,
             trials=len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+        )
+
+    def searcher(self, opened: OpenStudy) -> Any:
+        """Ray Tune's searcher over the study (its sampler, its storage)."""
+        return _searcher_class()(
+            space=self.space.define,
+            metric="objective",
+            mode="max" if self.space.direction == "maximize" else "min",
+            sampler=self._sampler(opened.round, int(opened.study.user_attrs.get("warm_start", 1))),
+            study_name=opened.name,
+            storage=open_storage(self.storage_url),
         )
 
     def _sampler(self, round_: int, warm: int) -> optuna.samplers.BaseSampler:
@@ -325,79 +353,130 @@ class TuneOracle:
             study.set_user_attr("requeued", sorted(requeued))
         return study, remaining
 
-    def _tune(self, name: str, round_: int, study: optuna.Study, job: TrialJob, n: int) -> None:
-        ensure_ray(self.compute.target)
-        resources = plan_resources(self.compute, self.setting)
-        # Tune keeps one trial pending at a time behind a custom searcher unless told how many
-        # may run at once; then it starts as many actors together as the cluster holds
-        concurrent = min(n, cluster_info().slots(resources))
-        from ray import tune
 
-        from studies.tune_progress import TrialProgress  # imports Ray Tune: only when trials run
+@dataclass
+class OpenStudy:
+    """A side's study of a round, ready to run: its oracle, name and round, the Optuna study,
+    what its trials need and how many trials it still has to run."""
 
-        searcher = _searcher_class()(
-            space=self.space.define,
+    oracle: TuneOracle
+    name: str
+    round: int
+    study: optuna.Study
+    job: TrialJob
+    remaining: int
+
+
+def respond_together(
+    attacker: TuneOracle, defender: TuneOracle
+) -> Callable[[int, Sequence[Any], Sequence[Any], Any], tuple[Response[Any], Response[Any]]]:
+    """Both sides' best responses of a round from one ``Tuner`` (the double oracle's
+    ``respond``): the two studies answer the same restricted game, each its opponent's mix, so
+    their trials interleave on the same trial actors, which start once a round instead of once
+    a study, and each study's last trials run beside the other's instead of alone."""
+
+    def respond(
+        round_: int, attackers: Sequence[Any], defenders: Sequence[Any], eq: Any
+    ) -> tuple[Response[Any], Response[Any]]:
+        studies = [
+            attacker.open(round_, attackers, defenders, eq.defender_mix),
+            defender.open(round_, defenders, attackers, eq.attacker_mix),
+        ]
+        seconds = run_studies(studies)
+        if seconds is not None:  # one Tuner for both: counted once
+            attacker.tuner_seconds.append(seconds)
+        return attacker.answer(studies[0]), defender.answer(studies[1])
+
+    return respond
+
+
+def run_studies(studies: Sequence[OpenStudy]) -> float | None:
+    """Run the trials the ``studies`` have left with one ``Tuner``; its wall seconds (``None``
+    if none had any left). Each study keeps its own searcher (its sampler, its Optuna study);
+    with more than one, :class:`studies.interleave.Interleave` takes their turns and routes
+    each result back to its study's searcher. The studies share the oracles' setting and
+    compute."""
+    studies = [s for s in studies if s.remaining > 0]
+    if not studies:
+        return None
+    first = studies[0].oracle
+    ensure_ray(first.compute.target)
+    resources = plan_resources(first.compute, first.setting)
+    n = sum(s.remaining for s in studies)
+    # Tune keeps one trial pending at a time behind a custom searcher unless told how many
+    # may run at once; then it starts as many actors together as the cluster holds
+    concurrent = min(n, cluster_info().slots(resources))
+    import ray
+    from ray import tune
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from studies.interleave import Interleave
+    from studies.tune_progress import TrialProgress  # imports Ray Tune: only when trials run
+
+    searchers = [s.oracle.searcher(s) for s in studies]
+    search: Any = searchers[0] if len(studies) == 1 else Interleave(
+        searchers, [s.remaining for s in studies]
+    )
+    # the trial's actor asks for a hundredth of a CPU and waits; its task runs outside the
+    # trial's placement group (whose workers Ray ends with it), on a pooled worker
+    task = ray.remote(score_task).options(
+        **resources.for_trial_task(),
+        max_retries=0,  # a lost worker fails the trial, which Tune runs again
+        # None: outside any placement group (Ray's documented escape; its hint says otherwise)
+        scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None),  # type: ignore[arg-type]
+    )
+    if any(s.oracle.lockstep for s in studies):
+        # Tune's own batching: the searcher (and so the Optuna study) hears of a batch's
+        # results only when the whole batch has ended, so each ask sees the same finished
+        # trials (the batches before) and the same running ones, whichever ends first
+        from ray.tune.search import ConcurrencyLimiter
+
+        search = ConcurrencyLimiter(search, max_concurrent=concurrent, batch=True)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, task=task, job=tuple(ray.put(s.job) for s in studies)),
+        {"cpu": TRIAL_ACTOR_CPU},
+    )
+    # one study: its direction; several: each searcher keeps its own, Tune's is unused
+    mode = "min" if len(studies) == 1 and first.space.direction == "minimize" else "max"
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=search,
+            num_samples=n,
+            max_concurrent_trials=concurrent,
             metric="objective",
-            mode="max" if self.space.direction == "maximize" else "min",
-            sampler=self._sampler(round_, int(study.user_attrs.get("warm_start", 1))),
-            study_name=name,
-            storage=open_storage(self.storage_url),
-        )
-        import ray
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        # the trial's actor asks for a hundredth of a CPU and waits; its task runs outside the
-        # trial's placement group (whose workers Ray ends with it), on a pooled worker
-        task = ray.remote(score_task).options(
-            **resources.for_trial_task(),
-            max_retries=0,  # a lost worker fails the trial, which Tune runs again
-            # None: outside any placement group (Ray's documented escape; its hint says otherwise)
-            scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None),  # type: ignore[arg-type]
-        )
-        search: Any = searcher
-        if self.lockstep:
-            # Tune's own batching: the searcher (and so the Optuna study) hears of a batch's
-            # results only when the whole batch has ended, so each ask sees the same finished
-            # trials (the batches before) and the same running ones, whichever ends first
-            from ray.tune.search import ConcurrencyLimiter
-
-            search = ConcurrencyLimiter(searcher, max_concurrent=concurrent, batch=True)
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, task=task, job=(ray.put(job),)),
-            {"cpu": TRIAL_ACTOR_CPU},
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=search,
-                num_samples=n,
-                max_concurrent_trials=concurrent,
-                metric="objective",
-                mode="max" if self.space.direction == "maximize" else "min",
-                reuse_actors=True,
-                trial_dirname_creator=lambda trial: trial.trial_id,
-            ),
-            run_config=tune.RunConfig(
-                name=name.replace("/", "_"),
-                storage_path=self.tune_dir,
-                verbose=0,
-                callbacks=[TrialProgress(self.record, self.space.side, round_, name)],
-                # a trial whose worker died runs again with the same parameters; Optuna is
-                # told only of its end, so the study holds it once
-                failure_config=tune.FailureConfig(max_failures=self.compute.max_failures),
-            ),
-        )
-        start = time.perf_counter()
-        grid = tuner.fit()
-        self.tuner_seconds.append(time.perf_counter() - start)
-        errors = grid.errors
-        if errors and len(errors) == len(grid):
-            raise RuntimeError(f"every trial of {name} failed; first error: {errors[0]}")
-        for error in errors:
-            log.warning("a trial of %s failed: %s", name, str(error).splitlines()[0])
-        finished = study.get_trials(
+            mode=mode,
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name="+".join(s.name.replace("/", "_") for s in studies),
+            storage_path=first.tune_dir,
+            verbose=0,
+            callbacks=[
+                TrialProgress(
+                    [(s.oracle.record, s.oracle.space.side, s.round, s.name) for s in studies]
+                )
+            ],
+            # a trial whose worker died runs again with the same parameters; Optuna is
+            # told only of its end, so the study holds it once
+            failure_config=tune.FailureConfig(max_failures=first.compute.max_failures),
+        ),
+    )
+    start = time.perf_counter()
+    grid = tuner.fit()
+    seconds = time.perf_counter() - start
+    names = " and ".join(s.name for s in studies)
+    errors = grid.errors
+    if errors and len(errors) == len(grid):
+        raise RuntimeError(f"every trial of {names} failed; first error: {errors[0]}")
+    for error in errors:
+        log.warning("a trial of %s failed: %s", names, str(error).splitlines()[0])
+    for s in studies:
+        finished = s.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         )
-        planned = int(study.user_attrs.get("planned_trials", 0))
-        if len(finished) - len(study.user_attrs.get("requeued", [])) < planned:
+        planned = int(s.study.user_attrs.get("planned_trials", 0))
+        if len(finished) - len(s.study.user_attrs.get("requeued", [])) < planned:
             raise KeyboardInterrupt  # Tune returns normally after Ctrl-C; pass the stop on
+    return seconds

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+STUDY_KEY = "__study"
+"""The config key that says which of the ``Tuner``'s studies a trial belongs to (an index into
+its jobs; absent: the only one)."""
+
 
 def score_task(params: dict[str, Any], job: Any) -> tuple[str, dict[str, Any]]:
     """The Ray task of a trial: the node it ran on and the trial's result
@@ -31,10 +35,12 @@ def score_task(params: dict[str, Any], job: Any) -> tuple[str, dict[str, Any]]:
 
 def run_trial(config: dict[str, Any], task: Any, job: tuple[Any, ...]) -> None:
     """The Ray Tune trainable: ``task`` (:func:`score_task` made remote, with the trial's
-    resources) on ``config`` and the job (an object reference, in a tuple so that the actor never
-    fetches it), reported once."""
+    resources) on ``config`` and its study's job (object references, one per study of the
+    ``Tuner``, in a tuple so that the actor never fetches them; :data:`STUDY_KEY` picks one),
+    reported once."""
     import ray
     from ray import tune
 
-    node, result = ray.get(task.remote(config, job[0]))
+    params = {k: v for k, v in config.items() if k != STUDY_KEY}
+    node, result = ray.get(task.remote(params, job[config.get(STUDY_KEY, 0)]))
     tune.report({**result, "node": node})

@@ -59,6 +59,12 @@ TRIAL_TASK_SHARE = 0.9
 """A trial's task asks this share of the trial's CPUs, so that it fits on a node beside the
 actors of the trials running there (one CPU: 0.9 + a few 0.01); the share is a reservation only,
 the task runs ``round(cpus)`` threads."""
+TUNE_ACTOR_ENV = {"PL_DISABLE_FORK": "1"}
+"""The environment variables Ray Tune gives each trial actor (its ``DEFAULT_ENV_VARS``). Ray keeps
+a pool of worker processes per runtime environment, and a trial's task inherits its actor's:
+the driver's cell tasks ask for the same (:meth:`Resources.for_task`), so that they and the
+trials' tasks draw on one pool of warm workers instead of each importing torch and Arena in
+processes of their own (bench/README.md, "One pool of warm workers")."""
 WORKERS_PER_CPU = 3
 """A local Ray instance keeps this many idle worker processes per CPU before it ends any (Ray's
 own default: one), so that the warm workers of trials' tasks survive from study to study beside
@@ -112,7 +118,12 @@ class Resources:
         return {"cpu": self.cpu, "gpu": self.gpu}
 
     def for_task(self) -> dict[str, Any]:
-        return {"num_cpus": self.cpu, "num_gpus": self.gpu, **_plugin_env()}
+        """What a cell task of the driver asks for: its CPUs and GPU share, and the runtime
+        environment of a trial's task (:data:`TUNE_ACTOR_ENV` and the plugins'), so that both
+        run on the same warm workers."""
+        env = runtime_env() or {}
+        env = {**env, "env_vars": {**TUNE_ACTOR_ENV, **env.get("env_vars", {})}}
+        return {"num_cpus": self.cpu, "num_gpus": self.gpu, "runtime_env": env}
 
     def for_trial_task(self) -> dict[str, Any]:
         """What a trial's task asks for (``studies/trial.py``): :data:`TRIAL_TASK_SHARE` of the

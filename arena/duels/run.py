@@ -61,7 +61,7 @@ from strategies.players import (
 )
 from studies.events import TrialEvent
 from studies.lease import hold as hold_lease
-from studies.oracle import TuneOracle
+from studies.oracle import TuneOracle, respond_together
 from studies.spaces import AttackerSpace, DefenderSpace
 from studies.storage import (
     DEFAULT_STORAGE,
@@ -266,6 +266,7 @@ def _run_held(
         epsilon=spec.budget.epsilon,
         on_round=hooks.on_round,
         resolution=resolution,
+        respond=respond_together(oracles["attacker"], oracles["defender"]),
     )
     t0 = time.perf_counter()
     ci, fresh = value_interval(

@@ -107,6 +107,11 @@ class Outcome(Generic[A, D]):
 
 
 CellFn = Callable[[Sequence[tuple[A, D]]], Sequence[float]]
+Respond = Callable[
+    [int, Sequence[A], Sequence[D], Equilibrium], tuple[Response[A], Response[D]]
+]
+"""Both sides' responses of a round at once: ``(round, attackers, defenders, equilibrium)`` to
+``(attacker's response, defender's response)``."""
 
 
 def _extend(
@@ -140,6 +145,7 @@ def double_oracle(
     epsilon: float,
     on_round: Callable[[Round], None] | None = None,
     resolution: Callable[[], float | None] | None = None,
+    respond: Respond[A, D] | None = None,
 ) -> Outcome[A, D]:
     """Run the double oracle from the initial strategy sets (see the module docstring).
 
@@ -147,6 +153,9 @@ def double_oracle(
     for cells not yet in the matrix. Oracles get the round number (from 1), their own current
     strategies, the opponent's strategies and the opponent's mix over them. ``resolution()``,
     if given, is the smallest gap the cells' noise resolves now (``None``: not known yet).
+    Both oracles of a round answer the same equilibrium, so they may run together:
+    ``respond``, if given, asks for both responses at once instead of calling the oracles one
+    after the other.
     """
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
@@ -155,8 +164,11 @@ def double_oracle(
     outcome: Outcome[A, D] | None = None
     for r in range(1, rounds + 1):
         eq = solve_zero_sum(matrix)
-        att = attacker_oracle(r, a_set, d_set, eq.defender_mix)
-        dfn = defender_oracle(r, d_set, a_set, eq.attacker_mix)
+        if respond is not None:
+            att, dfn = respond(r, a_set, d_set, eq)
+        else:
+            att = attacker_oracle(r, a_set, d_set, eq.defender_mix)
+            dfn = defender_oracle(r, d_set, a_set, eq.attacker_mix)
         upper = max(att.value, float(attacker_payoffs(matrix, eq.defender_mix).max()))
         lower = min(dfn.value, float(defender_payoffs(matrix, eq.attacker_mix).min()))
         record = Round(
