@@ -4,7 +4,7 @@ Each call runs a ``Tuner`` over :func:`studies.trial.run_trial` with
 ``OptunaSearch(define-by-run space, study_name=..., storage=...)``; each trial's actor hands its
 work to a Ray task on a pooled, warm worker (``studies/trial.py``). A duel asks both sides of a
 round at once (:func:`respond_together`): one ``Tuner`` runs both studies' trials, each study
-keeping its own searcher (``studies/interleave.py``). A trial plays one strategy
+keeping its own searcher (``studies/searchers.py``). A trial plays one strategy
 against every opponent strategy in the support of the opponent's mix (for every seed of the
 duel) and reports the mix-weighted payoff as ``objective``, with the papers' metrics. On the
 Optuna trial, the metrics become user attributes and both gates' margins become
@@ -73,6 +73,9 @@ log = logging.getLogger(__name__)
 
 SUPPORT = 1e-9  # mixes' weights at or below this are not played against
 METRIC_NAME = "post-defense attack success"
+LAG_PER_SLOT = 2
+"""With ``lockstep`` (``--reproducible``), a trial is sampled once the trials at least this many
+times the concurrent trials before it have been told (:class:`studies.searchers.Lagged`)."""
 SAMPLERS = ("tpe", "qmc", "random")
 """The Optuna samplers an oracle may search with: TPE (the duel's oracles), scrambled Sobol
 quasi-Monte Carlo and uniform random (the audit's, independent of TPE's model)."""
@@ -173,7 +176,7 @@ class TuneOracle:
     naming: Callable[[str, str, int], str] = study_name
     extend: bool = False  # a larger ``trials`` than a finished study planned continues it
     prune: GateRule | None = None  # the attacker's trials stop BadNets that cannot pass the gate
-    lockstep: bool = False  # trials in batches, told to the sampler a whole batch at a time
+    lockstep: bool = False  # each trial sampled from a fixed set of told trials (Lagged)
     tally: Tally = field(default_factory=Tally)
     events: list[TrialEvent] = field(default_factory=list)
     tuner_seconds: list[float] = field(default_factory=list)
@@ -393,7 +396,7 @@ def respond_together(
 def run_studies(studies: Sequence[OpenStudy]) -> float | None:
     """Run the trials the ``studies`` have left with one ``Tuner``; its wall seconds (``None``
     if none had any left). Each study keeps its own searcher (its sampler, its Optuna study);
-    with more than one, :class:`studies.interleave.Interleave` takes their turns and routes
+    with more than one, :class:`studies.searchers.Interleave` takes their turns and routes
     each result back to its study's searcher. The studies share the oracles' setting and
     compute."""
     studies = [s for s in studies if s.remaining > 0]
@@ -410,7 +413,7 @@ def run_studies(studies: Sequence[OpenStudy]) -> float | None:
     from ray import tune
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from studies.interleave import Interleave
+    from studies.searchers import Interleave, Lagged
     from studies.tune_progress import TrialProgress  # imports Ray Tune: only when trials run
 
     searchers = [s.oracle.searcher(s) for s in studies]
@@ -426,12 +429,9 @@ def run_studies(studies: Sequence[OpenStudy]) -> float | None:
         scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None),  # type: ignore[arg-type]
     )
     if any(s.oracle.lockstep for s in studies):
-        # Tune's own batching: the searcher (and so the Optuna study) hears of a batch's
-        # results only when the whole batch has ended, so each ask sees the same finished
-        # trials (the batches before) and the same running ones, whichever ends first
-        from ray.tune.search import ConcurrencyLimiter
-
-        search = ConcurrencyLimiter(search, max_concurrent=concurrent, batch=True)
+        # each ask sees the same finished trials (those LAG or more places back) and the same
+        # running ones, whichever ends first: the search replays from its seed
+        search = Lagged(search, lag=LAG_PER_SLOT * concurrent, total=n)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, task=task, job=tuple(ray.put(s.job) for s in studies)),
         {"cpu": TRIAL_ACTOR_CPU},

@@ -219,9 +219,9 @@ def add_budget_arguments(parser: argparse.ArgumentParser, default: str) -> None:
         "--reproducible",
         action="store_true",
         default=None,
-        help="run each study's trials in batches, its sampler told of a batch only when all "
-        "of it has ended, so the same seed replays the same duel whatever the timing (slower: "
-        "a batch waits for its slowest trial; README)",
+        help="sample each trial from the same finished trials whatever the timing (those "
+        "twice the concurrent trials or more before it, told in order), so the same seed "
+        "replays the same duel (a trial may wait for one that far back; README)",
     )
 
 

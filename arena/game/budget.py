@@ -16,9 +16,10 @@ class Budget:
     fresh seeds, and more (up to ``max_ci_seeds``) while its half-width is above
     ``ci_half_width`` (0: exactly ``ci_seeds``); with ``prune``, an attacker trial whose
     BadNet cannot pass the user's gate stops early (:mod:`arena.cell.pruning`); with
-    ``reproducible``, each study runs its trials in batches as wide as the trials that run at
-    once, and its sampler hears of a batch only when all of it has ended, so that what it
-    samples does not depend on which trial finished first: the duel replays from its seed
+    ``reproducible``, each trial of a round is sampled once the trials twice the concurrent
+    ones or more before it have ended, and its study's sampler is told of them in the order
+    they were sampled and of no later one, so that what it samples does not depend on which
+    trial finished first: the duel replays from its seed
     (:class:`studies.oracle.TuneOracle`, README "A duel is reproducible from its storage")."""
 
     rounds: int

@@ -114,3 +114,36 @@ def test_tunes_notices_and_its_state_copy_errors_are_quiet_unless_verbose(ray_lo
         root.setLevel(saved[0])
         for name, level in zip(names, saved[1:], strict=True):
             logging.getLogger(name).setLevel(level)
+
+
+def _runtime_env() -> tuple[str, int]:
+    import ray
+
+    return ray.get_runtime_context().get_runtime_env_string(), os.getpid()
+
+
+def test_one_pool_cell_tasks_and_trials_tasks_share_a_runtime_environment(ray_local: Any) -> None:
+    """Ray keeps worker processes per runtime environment, and a trial's task inherits the one
+    Ray Tune gives its actor: the driver's cell tasks ask for the same, so both kinds of task
+    run on the same warm workers (bench/README.md, "One pool of warm workers")."""
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    from arena.cell.runner import plan_resources
+    from arena.cell.setting import Setting
+
+    ray = ray_local
+    resources = plan_resources(Compute(), Setting())
+    cell = ray.remote(**resources.for_task())(_runtime_env)
+    trial = ray.remote(_runtime_env).options(**resources.for_trial_task())
+
+    class Trial:
+        def run(self) -> tuple[str, int]:
+            return ray.get(trial.remote())
+
+    # the actor class exactly as Tune makes it for a trial
+    actor = _ActorClassCache().get(Trial).options(num_cpus=0.01).remote()
+    cell_env, _ = ray.get(cell.remote())
+    trial_env, _ = ray.get(actor.run.remote())
+    ray.kill(actor)
+    assert cell_env == trial_env
+    assert "PL_DISABLE_FORK" in trial_env  # Tune's, which the cell tasks now ask for as well

@@ -98,6 +98,22 @@ def test_storage_holds_one_study_per_side_and_round(duel: dict[str, Any]) -> Non
                 assert len(t.system_attrs["constraints"]) == 2
 
 
+def test_both_studies_of_a_round_share_one_tuner(duel: dict[str, Any]) -> None:
+    """One Ray Tune experiment a round, holding both sides' trials (studies/searchers.py)."""
+    name = duel["spec"].name
+    experiments = sorted(p.name for p in (duel["root"] / "out" / "tune").iterdir() if p.is_dir())
+    rounds = [r["round"] for r in duel["first"]["rounds"]]
+    assert experiments == [
+        "+".join(study_name(name, side, r).replace("/", "_") for side in ("attacker", "defender"))
+        for r in rounds
+    ]
+    trials = duel["first"]["trials"]
+    for r in rounds:  # each side's trials were told to its own study's oracle
+        for side in ("attacker", "defender"):
+            ours = [t for t in trials if t["round"] == r and t["side"] == side]
+            assert ours and all(t["study"] == study_name(name, side, r) for t in ours)
+
+
 def test_defender_trials_never_train_and_replay_trains_nothing(duel: dict[str, Any]) -> None:
     trials = duel["first"]["trials"]
     assert {t["side"] for t in trials} == {"attacker", "defender"}
