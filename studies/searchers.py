@@ -5,8 +5,12 @@ and a search that does not depend on which trial ends first.
 as it was allotted, tags the trial's config with the study's index (:data:`STUDY_KEY`, which
 :func:`studies.trial.run_trial` reads to pick the study's job) and routes every result back to
 the searcher that suggested it. Each searcher keeps its own metric, direction, sampler and
-Optuna study; the turns are fixed (round robin over the studies with trials left), so a batch
-of suggestions is the same whichever trial ends first.
+Optuna study; the turns are fixed (round robin over the studies with trials left), so the
+sequence of suggestions does not depend on which trial ends first.
+
+:class:`Lagged` (``--reproducible``) tells the searcher it wraps of the trials in the order it
+suggested them, each only once the trial it is ``lag`` places behind is about to be sampled,
+so that every sample is drawn from the same finished trials whatever the timing.
 """
 
 from __future__ import annotations
