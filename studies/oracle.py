@@ -417,8 +417,8 @@ def run_studies(studies: Sequence[OpenStudy]) -> float | None:
     from studies.tune_progress import TrialProgress  # imports Ray Tune: only when trials run
 
     searchers = [s.oracle.searcher(s) for s in studies]
-    search: Any = searchers[0] if len(studies) == 1 else Interleave(
-        searchers, [s.remaining for s in studies]
+    search: Any = (
+        searchers[0] if len(studies) == 1 else Interleave(searchers, [s.remaining for s in studies])
     )
     # the trial's actor asks for a hundredth of a CPU and waits; its task runs outside the
     # trial's placement group (whose workers Ray ends with it), on a pooled worker

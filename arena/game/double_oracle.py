@@ -107,9 +107,7 @@ class Outcome(Generic[A, D]):
 
 
 CellFn = Callable[[Sequence[tuple[A, D]]], Sequence[float]]
-Respond = Callable[
-    [int, Sequence[A], Sequence[D], Equilibrium], tuple[Response[A], Response[D]]
-]
+Respond = Callable[[int, Sequence[A], Sequence[D], Equilibrium], tuple[Response[A], Response[D]]]
 """Both sides' responses of a round at once: ``(round, attackers, defenders, equilibrium)`` to
 ``(attacker's response, defender's response)``."""
 
