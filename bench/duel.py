@@ -7,9 +7,9 @@ process, on a fresh cache and storage in a temporary folder, and reports:
   ``on_trial_complete`` (a callback in the driver), the time inside the trainable (measured in
   the trial), and the overhead ``wall - inside`` as a share of the wall time (summed over
   trials). Target: at most 10%;
-* per study: ``Tuner.fit`` wall time against the trials' time inside the trainable divided by
-  the trials that can run at once (the Ray CPUs), i.e. what the study would take with no
-  scheduling cost;
+* the studies' ``Tuner.fit`` wall time (one ``Tuner`` a round runs both sides' studies)
+  against the trials' time inside the trainable divided by the trials that can run at once
+  (the Ray CPUs), i.e. what the studies would take with no scheduling cost;
 * the whole duel's wall time, and the second (identical) run's wall time as a share of it.
 
     python bench/duel.py [--attacker tca] [--defender abs] [--budget quick] [--json]
