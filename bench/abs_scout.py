@@ -61,9 +61,12 @@ def fit(model: torch.nn.Module, config: ABSConfig, val: Any, rounds: int) -> dic
     }
 
 
-def bench(
-    attacks: list[str], seeds: list[int], clean_seeds: list[int], configs: list[str], cache: str
-) -> dict[str, Any]:
+def digits_models(
+    attacks: list[str], seeds: list[int], clean_seeds: list[int], cache: str
+) -> tuple[Any, list[tuple[str, Any]]]:
+    """The digits splits, and ``small-cnn`` BadNets of ``attacks`` for ``seeds`` then clean
+    models of ``clean_seeds``, by label (``badnets/0``, ``clean/3``), trained or read from
+    ``cache`` (also the models of ``bench/nc_early.py``)."""
     setting = Setting(data=DataRef(), model="small-cnn")
     data = setting.splits()
     store = ArtifactCache(cache)
@@ -79,6 +82,13 @@ def bench(
         models.append(
             (f"clean/{seed}", train_model(setting, seed, store, recipe=TrainConfig()).model)
         )
+    return data, models
+
+
+def bench(
+    attacks: list[str], seeds: list[int], clean_seeds: list[int], configs: list[str], cache: str
+) -> dict[str, Any]:
+    data, models = digits_models(attacks, seeds, clean_seeds, cache)
     fit(models[0][1], CONFIGS[configs[0]], data.val, 1)  # untimed: the process's first passes
     rows: list[dict[str, Any]] = []
     for config in configs:

@@ -30,14 +30,9 @@ import time
 from typing import Any
 
 import torch
+from abs_scout import digits_models  # the same 22 models (bench/ is on the path)
 
-from arena.cell.artifacts import train_model
-from arena.cell.setting import Setting
-from arena.core.cache import ArtifactCache
 from arena.core.memory import keep_freed_memory
-from arena.core.train import TrainConfig
-from arena.data import DataRef
-from strategies import attack_class
 from strategies.defenses.neural_cleanse import (
     NeuralCleanse,
     NeuralCleanseConfig,
@@ -113,21 +108,7 @@ def bench(
     thresholds: list[float],
     cache: str,
 ) -> dict[str, Any]:
-    setting = Setting(data=DataRef(), model="small-cnn")
-    data = setting.splits()
-    store = ArtifactCache(cache)
-    models = []
-    for name in attacks:
-        attack = attack_class(name)(
-            None, image_shape=data.image_shape, num_classes=data.num_classes, cache=store
-        )
-        for seed in seeds:
-            bad = train_model(setting, seed, store, recipe=TrainConfig(), attack=attack)
-            models.append((f"{name}/{seed}", bad.model))
-    for seed in clean_seeds:
-        models.append(
-            (f"clean/{seed}", train_model(setting, seed, store, recipe=TrainConfig()).model)
-        )
+    data, models = digits_models(attacks, seeds, clean_seeds, cache)
     fits: list[dict[str, Any]] = []
     for name, model in models:
         fits.append({"model": name, "scan": scan(model, data.val, steps, thresholds)})
